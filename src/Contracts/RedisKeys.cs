@@ -1,0 +1,30 @@
+using StackExchange.Redis;
+
+namespace VixAspire.Contracts;
+
+/// <summary>
+/// Every Redis key and channel the system uses, built in one place. Per-request keys carry the
+/// request id as a hash tag (<c>{id}</c>) so that one request's keys live on one cluster shard.
+/// </summary>
+public static class RedisKeys
+{
+    /// <summary>The request queue: a stream read by the <see cref="WorkersGroup"/> consumer group.</summary>
+    public static readonly RedisKey Requests = "vix:requests";
+
+    public const string WorkersGroup = "workers";
+
+    /// <summary>Cancellation broadcast: the message is the request id.</summary>
+    public static readonly RedisChannel Cancellations = RedisChannel.Literal("vix:cancel");
+
+    /// <summary>The token stream of one request: start, tokens, error, end.</summary>
+    public static RedisKey Tokens(string id) => $"vix:{{{id}}}:tokens";
+
+    /// <summary>Published after every appended batch; the message is empty, the channel names the stream.</summary>
+    public static RedisChannel Wake(string id) => RedisChannel.Literal($"vix:{{{id}}}:wake");
+
+    /// <summary>Set when a request is cancelled, so a worker that picks it up later still sees it.</summary>
+    public static RedisKey Cancelled(string id) => $"vix:{{{id}}}:cancelled";
+
+    /// <summary>How many clients are attached to the stream right now (across all API replicas).</summary>
+    public static RedisKey Attached(string id) => $"vix:{{{id}}}:attached";
+}

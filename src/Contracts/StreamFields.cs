@@ -1,0 +1,42 @@
+namespace VixAspire.Contracts;
+
+/// <summary>Field names of token-stream and request-queue entries.</summary>
+public static class StreamFields
+{
+    /// <summary>SSE event name of a token-stream entry (<see cref="EventNames"/>).</summary>
+    public const string Event = "e";
+
+    /// <summary>The ready-to-send JSON envelope of a token-stream entry.</summary>
+    public const string Data = "d";
+
+    public const string RequestId = "id";
+    public const string RequestBody = "body";
+    public const string TraceParent = "traceparent";
+    public const string TraceState = "tracestate";
+}
+
+public static class EventNames
+{
+    public const string Start = "start";
+    public const string Token = "token";
+    public const string Error = "error";
+    public const string End = "end";
+}
+
+public static class EndReasons
+{
+    public const string Stop = "stop";
+    public const string Length = "length";
+    public const string Cancelled = "cancelled";
+    public const string Error = "error";
+    public const string Timeout = "timeout";
+    public const string MaxBytes = "max_bytes";
+}
+
+public static class ErrorCodes
+{
+    public const string ProviderError = "provider_error";
+    public const string ProviderTimeout = "provider_timeout";
+    public const string WorkerShutdown = "worker_shutdown";
+    public const string WorkerLost = "worker_lost";
+}

@@ -1,0 +1,28 @@
+using System.Text.Json.Serialization;
+
+namespace VixAspire.StreamApi.Inference;
+
+/// <summary>The public body of <c>POST /infer/stream</c>, as the client sent it (not yet validated).</summary>
+internal sealed class InferenceRequestBody
+{
+    public string? Prompt { get; set; }
+
+    public List<ChatTurnBody?>? Messages { get; set; }
+
+    public string? Model { get; set; }
+
+    public int? MaxTokens { get; set; }
+
+    public float? Temperature { get; set; }
+}
+
+internal sealed class ChatTurnBody
+{
+    public string? Role { get; set; }
+
+    public string? Content { get; set; }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(InferenceRequestBody))]
+internal sealed partial class InferenceJsonContext : JsonSerializerContext;

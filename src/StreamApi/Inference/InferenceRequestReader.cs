@@ -1,0 +1,150 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using VixAspire.Contracts;
+
+namespace VixAspire.StreamApi.Inference;
+
+/// <summary>
+/// Reads and validates a request body, answering every client mistake with RFC 7807 problem details
+/// (400, 404, 413, 415) before any stream exists.
+/// </summary>
+internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> streaming, IOptionsMonitor<ModelCatalogOptions> catalog)
+{
+    private static readonly HashSet<string> Roles = new(StringComparer.Ordinal) { "system", "user", "assistant", "tool", "developer" };
+
+    public async Task<ReadResult> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (!request.HasJsonContentType())
+        {
+            return Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
+                "The body must be JSON, sent with 'Content-Type: application/json'.");
+        }
+
+        var limit = streaming.CurrentValue.MaxRequestBodyBytes;
+        if (request.ContentLength > limit)
+        {
+            return TooLarge(limit);
+        }
+
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+        {
+            sizeFeature.MaxRequestBodySize = limit;
+        }
+
+        InferenceRequestBody? body;
+        try
+        {
+            body = await JsonSerializer.DeserializeAsync(request.Body, InferenceJsonContext.Default.InferenceRequestBody, cancellationToken);
+        }
+        catch (JsonException ex)
+        {
+            return Problem(StatusCodes.Status400BadRequest, "Malformed JSON", $"The body is not valid JSON for this endpoint: {ex.Message}");
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return TooLarge(limit);
+        }
+
+        return body is null
+            ? Problem(StatusCodes.Status400BadRequest, "Invalid request", "The body must be a JSON object.")
+            : Validate(body);
+    }
+
+    public ReadResult Validate(InferenceRequestBody body)
+    {
+        var options = catalog.CurrentValue;
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+
+        var hasPrompt = body.Prompt is not null;
+        var hasMessages = body.Messages is not null;
+        List<ChatTurn>? messages = null;
+        if (hasPrompt && hasMessages)
+        {
+            errors["prompt"] = ["Give either 'prompt' or 'messages', not both."];
+        }
+        else if (hasPrompt)
+        {
+            if (string.IsNullOrWhiteSpace(body.Prompt))
+            {
+                errors["prompt"] = ["'prompt' must not be empty."];
+            }
+            else
+            {
+                messages = [new ChatTurn("user", body.Prompt!)];
+            }
+        }
+        else if (hasMessages)
+        {
+            messages = ValidateMessages(body.Messages!, errors);
+        }
+        else
+        {
+            errors["prompt"] = ["A 'prompt' string or a 'messages' array is required."];
+        }
+
+        var maxTokens = body.MaxTokens ?? options.DefaultMaxTokens;
+        if (maxTokens is < 1 or > ModelCatalogOptions.MaxTokensUpperBound)
+        {
+            errors["max_tokens"] = [$"'max_tokens' must be between 1 and {ModelCatalogOptions.MaxTokensUpperBound}."];
+        }
+
+        if (body.Temperature is { } t && (float.IsNaN(t) || t is < 0 or > 2))
+        {
+            errors["temperature"] = ["'temperature' must be between 0 and 2."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return new ReadResult(null, TypedResults.ValidationProblem(errors, title: "Invalid request",
+                detail: string.Join(" ", errors.Values.SelectMany(v => v))));
+        }
+
+        var model = string.IsNullOrEmpty(body.Model) ? options.DefaultModel : body.Model;
+        if (!options.Models.ContainsKey(model))
+        {
+            return Problem(StatusCodes.Status404NotFound, "Unknown model",
+                $"No model named '{model}'. Known models: {string.Join(", ", options.Models.Keys.Order(StringComparer.Ordinal))}.");
+        }
+
+        return new ReadResult(new InferenceRequest(model, messages!, maxTokens, body.Temperature), null);
+    }
+
+    private static List<ChatTurn>? ValidateMessages(List<ChatTurnBody?> turns, Dictionary<string, string[]> errors)
+    {
+        if (turns.Count == 0)
+        {
+            errors["messages"] = ["'messages' must hold at least one message."];
+            return null;
+        }
+
+        var result = new List<ChatTurn>(turns.Count);
+        for (var i = 0; i < turns.Count; i++)
+        {
+            var turn = turns[i];
+            if (turn?.Role is not { } role || !Roles.Contains(role))
+            {
+                errors[$"messages[{i}].role"] = [$"messages[{i}].role must be one of: {string.Join(", ", Roles)}."];
+            }
+            else if (turn.Content is null)
+            {
+                errors[$"messages[{i}].content"] = [$"messages[{i}].content must be a string."];
+            }
+            else
+            {
+                result.Add(new ChatTurn(role, turn.Content));
+            }
+        }
+
+        return result;
+    }
+
+    private static ReadResult TooLarge(int limit) =>
+        Problem(StatusCodes.Status413PayloadTooLarge, "Request body too large", $"The body must be at most {limit} bytes.");
+
+    private static ReadResult Problem(int status, string title, string detail) =>
+        new(null, TypedResults.Problem(detail: detail, statusCode: status, title: title));
+
+    /// <summary>Either a valid request or the problem to answer with.</summary>
+    internal readonly record struct ReadResult(InferenceRequest? Request, IResult? Problem);
+}

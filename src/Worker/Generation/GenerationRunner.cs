@@ -1,0 +1,251 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+using VixAspire.Contracts;
+using VixAspire.Worker.Providers;
+
+namespace VixAspire.Worker.Generation;
+
+/// <summary>
+/// Runs one queued request: resolves its provider, streams the provider's output into the request's token
+/// stream, and always ends that stream with exactly one <c>end</c> entry (after an <c>error</c> entry when
+/// something failed), whatever happens: cancellation, timeouts, caps, provider failures or shutdown.
+/// </summary>
+internal sealed class GenerationRunner(
+    IConnectionMultiplexer redis,
+    ProviderCatalog providers,
+    CancellationRegistry cancellations,
+    IOptionsMonitor<StreamingOptions> streaming,
+    WorkerTelemetry telemetry,
+    ILogger<GenerationRunner> logger)
+{
+    /// <summary>Runs the request in <paramref name="entry"/>; never throws. Returns the end reason, or null when nothing was written.</summary>
+    public async Task<string?> RunAsync(StreamEntry entry, bool claimed, CancellationToken stoppingToken)
+    {
+        var db = redis.GetDatabase();
+        if (!TryParse(entry, out var id, out var request))
+        {
+            Log.MalformedRequest(logger, entry.Id.ToString());
+            await AcknowledgeAsync(db, entry.Id);
+            return null;
+        }
+
+        ActivityContext.TryParse(entry[StreamFields.TraceParent], entry[StreamFields.TraceState], out var parent);
+        using var activity = WorkerTelemetry.Source.StartActivity($"generate {request.Model}", ActivityKind.Consumer, parent);
+        activity?.SetTag("gen_ai.request.model", request.Model);
+        activity?.SetTag("gen_ai.request.max_tokens", request.MaxTokens);
+        activity?.SetTag("vix.request.id", id);
+        activity?.AddEvent(new ActivityEvent("vix.picked_up"));
+
+        var limits = streaming.CurrentValue;
+        string? reason = null;
+        var tokens = 0;
+        telemetry.GenerationStarted();
+        try
+        {
+            if (claimed && await HandleClaimedAsync(db, id, limits) is { } settled)
+            {
+                reason = settled;
+                return reason;
+            }
+
+            await using var writer = new TokenStreamWriter(db, id, limits.MaxStreamEntries, limits.ResumeWindow);
+            (reason, tokens) = await GenerateAsync(db, id, request, writer, limits, stoppingToken);
+            await writer.CompleteAsync(reason, tokens);
+            Log.GenerationEnded(logger, id, reason, tokens);
+            return reason;
+        }
+        catch (Exception ex) when (ex is RedisException or ChannelClosedException or TimeoutException)
+        {
+            Log.StreamWriteFailed(logger, ex, id);
+            reason ??= EndReasons.Error;
+            return reason;
+        }
+        finally
+        {
+            telemetry.GenerationEnded(tokens, reason ?? EndReasons.Error);
+            await AcknowledgeAsync(db, entry.Id);
+        }
+    }
+
+    private async Task<(string Reason, int Tokens)> GenerateAsync(
+        IDatabase db, string id, InferenceRequest request, TokenStreamWriter writer, StreamingOptions limits, CancellationToken stoppingToken)
+    {
+        using var cancelled = new CancellationTokenSource();
+        using var registration = cancellations.Register(id, cancelled);
+        using var deadline = new CancellationTokenSource(limits.MaxDuration);
+        using var firstToken = new CancellationTokenSource(limits.FirstTokenTimeout);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, cancelled.Token, deadline.Token, firstToken.Token);
+
+        if (!providers.TryResolve(request.Model, out var client, out var upstreamModel))
+        {
+            await writer.AppendErrorAsync("model_unavailable", $"No provider serves model '{request.Model}'.", retryable: false);
+            return (EndReasons.Error, 0);
+        }
+
+        var messages = new List<ChatMessage>(request.Messages.Count);
+        foreach (var turn in request.Messages)
+        {
+            messages.Add(new ChatMessage(new ChatRole(turn.Role), turn.Content));
+        }
+
+        var options = new ChatOptions { ModelId = upstreamModel, MaxOutputTokens = request.MaxTokens, Temperature = request.Temperature };
+        var started = Stopwatch.GetTimestamp();
+        var updates = 0;
+        var index = 0;
+        long bytes = 0;
+        ChatFinishReason? finish = null;
+        try
+        {
+            // Registered first, checked second: a DELETE that came before the registration is still seen.
+            if (await db.KeyExistsAsync(RedisKeys.Cancelled(id)).WaitAsync(linked.Token))
+            {
+                return (EndReasons.Cancelled, 0);
+            }
+
+            await foreach (var update in client.GetStreamingResponseAsync(messages, options, linked.Token).WithCancellation(linked.Token))
+            {
+                finish = update.FinishReason ?? finish;
+                var text = update.Text;
+                if (text.Length == 0)
+                {
+                    continue;
+                }
+
+                if (updates++ == 0)
+                {
+                    firstToken.CancelAfter(Timeout.InfiniteTimeSpan);
+                    telemetry.RecordTimeToFirstToken(Stopwatch.GetElapsedTime(started));
+                }
+
+                var rest = text.AsMemory();
+                while (rest.Length > 0)
+                {
+                    var take = TokenSplitter.FitPrefix(rest.Span, limits.MaxTokenEventBytes);
+                    var piece = rest[..take];
+                    bytes += TokenSplitter.Utf8Length(piece.Span);
+                    if (bytes > limits.MaxStreamBytes)
+                    {
+                        return (EndReasons.MaxBytes, index);
+                    }
+
+                    await writer.AppendTokenAsync(take == text.Length ? text : piece.ToString(), index++, linked.Token);
+                    rest = rest[take..];
+                }
+
+                if (!writer.IsOpen)
+                {
+                    // The stream was removed under us (expired or deleted): nobody can read further tokens.
+                    return (EndReasons.Cancelled, index);
+                }
+
+                if (updates >= request.MaxTokens)
+                {
+                    return (EndReasons.Length, index);
+                }
+            }
+
+            return (finish == ChatFinishReason.Length ? EndReasons.Length : EndReasons.Stop, index);
+        }
+        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        {
+            if (cancelled.IsCancellationRequested)
+            {
+                return (EndReasons.Cancelled, index);
+            }
+
+            if (firstToken.IsCancellationRequested && updates == 0)
+            {
+                await writer.AppendErrorAsync(ErrorCodes.ProviderTimeout,
+                    $"The provider sent no token within {limits.FirstTokenTimeout.TotalSeconds:0.###} s.", retryable: true);
+                return (EndReasons.Error, index);
+            }
+
+            if (deadline.IsCancellationRequested)
+            {
+                return (EndReasons.Timeout, index);
+            }
+
+            await writer.AppendErrorAsync(ErrorCodes.WorkerShutdown, "The worker shut down during generation; retry the request.", retryable: true);
+            return (EndReasons.Error, index);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not RedisException)
+        {
+            // Provider details stay in the logs: clients get a stable code and a message that leaks nothing.
+            Log.ProviderFailed(logger, ex, id);
+            await writer.AppendErrorAsync(ErrorCodes.ProviderError, "The model provider failed while generating.", retryable: updates == 0);
+            return (EndReasons.Error, index);
+        }
+    }
+
+    /// <summary>
+    /// A request taken over from a worker presumed dead: finished ones are only acknowledged, ones that sent
+    /// tokens end with an error (their text cannot be continued), and ones that sent none run again.
+    /// </summary>
+    private static async Task<string?> HandleClaimedAsync(IDatabase db, string id, StreamingOptions limits)
+    {
+        var key = RedisKeys.Tokens(id);
+        var last = await db.StreamRangeAsync(key, "-", "+", count: 1, messageOrder: Order.Descending);
+        if (last.Length == 0)
+        {
+            return EndReasons.Cancelled;
+        }
+
+        if (last[0][StreamFields.Event] == EventNames.End)
+        {
+            return last[0][StreamFields.Event].ToString();
+        }
+
+        if (last[0][StreamFields.Event] == EventNames.Start)
+        {
+            return null;
+        }
+
+        await using var writer = new TokenStreamWriter(db, id, limits.MaxStreamEntries, limits.ResumeWindow);
+        await writer.AppendErrorAsync(ErrorCodes.WorkerLost, "The worker running this request stopped; retry the request.", retryable: true);
+        await writer.CompleteAsync(EndReasons.Error, 0);
+        return EndReasons.Error;
+    }
+
+    private static bool TryParse(StreamEntry entry, out string id, out InferenceRequest request)
+    {
+        id = entry[StreamFields.RequestId].ToString();
+        request = null!;
+        var body = entry[StreamFields.RequestBody];
+        if (string.IsNullOrEmpty(id) || body.IsNullOrEmpty)
+        {
+            return false;
+        }
+
+        try
+        {
+            request = InferenceRequest.FromUtf8Json(((ReadOnlyMemory<byte>)body).Span)!;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+
+        return request is { Messages.Count: > 0, Model: not null };
+    }
+
+    /// <summary>Acknowledges and deletes the queue entry in one round trip: the queue holds only unfinished work.</summary>
+    private static async Task AcknowledgeAsync(IDatabase db, RedisValue entryId)
+    {
+        var batch = db.CreateBatch();
+        var ack = batch.StreamAcknowledgeAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, entryId);
+        var delete = batch.StreamDeleteAsync(RedisKeys.Requests, [entryId]);
+        batch.Execute();
+        try
+        {
+            await Task.WhenAll(ack, delete);
+        }
+        catch (RedisException)
+        {
+            // Unacknowledged, the entry is claimed later and settled by HandleClaimedAsync: no stream is lost.
+        }
+    }
+}

@@ -1,0 +1,148 @@
+using System.Threading.Channels;
+using StackExchange.Redis;
+using VixAspire.Contracts;
+
+namespace VixAspire.Worker.Generation;
+
+/// <summary>
+/// Appends entries to one request's token stream. Entries queue in memory while a write is in flight and
+/// go out together: one script call per batch appends them all (<c>XADD ... NOMKSTREAM MAXLEN ~</c>), sets
+/// the expiry with the last one, and publishes one wake-up. At a model's pace each token is its own batch;
+/// when tokens arrive faster than a round trip, batches grow and round trips do not.
+/// </summary>
+internal sealed class TokenStreamWriter : IAsyncDisposable
+{
+    // KEYS[1] token stream; ARGV[1] MAXLEN, ARGV[2] expiry in ms (0: leave as is), ARGV[3] wake channel,
+    // then event/data pairs. NOMKSTREAM: a stream that expired or was removed is not brought back.
+    private const string AppendScript = """
+        local last = false
+        for i = 4, #ARGV, 2 do
+          last = redis.call('XADD', KEYS[1], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i], 'd', ARGV[i + 1])
+          if not last then return false end
+        end
+        if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        redis.call('PUBLISH', ARGV[3], '')
+        return last
+        """;
+
+    private const int MaxEntriesPerBatch = 512;
+
+    private static readonly RedisValue TokenEvent = EventNames.Token;
+    private static readonly RedisValue ErrorEvent = EventNames.Error;
+    private static readonly RedisValue EndEvent = EventNames.End;
+
+    private readonly IDatabase _db;
+    private readonly RedisKey[] _keys;
+    private readonly RedisValue _maxLength;
+    private readonly RedisValue _channel;
+    private readonly long _finalTtlMilliseconds;
+    private readonly Channel<Pending> _pending = Channel.CreateBounded<Pending>(
+        new BoundedChannelOptions(4 * MaxEntriesPerBatch) { SingleReader = true, SingleWriter = true });
+    private readonly Task _flushing;
+
+    public TokenStreamWriter(IDatabase db, string id, int maxStreamEntries, TimeSpan resumeWindow)
+    {
+        _db = db;
+        _keys = [RedisKeys.Tokens(id)];
+        _maxLength = maxStreamEntries;
+        _channel = RedisKeys.Wake(id).ToString();
+        _finalTtlMilliseconds = (long)resumeWindow.TotalMilliseconds;
+        _flushing = FlushLoopAsync();
+    }
+
+    /// <summary>False once the stream is gone (expired, removed) or Redis failed: there is no one to write to.</summary>
+    public bool IsOpen => !_flushing.IsCompleted;
+
+    /// <summary>Entries written to Redis so far, for tests and metrics.</summary>
+    public int Written { get; private set; }
+
+    public ValueTask AppendTokenAsync(string text, int index, CancellationToken cancellationToken) =>
+        EnqueueAsync(new Pending(TokenEvent, Envelopes.Token(text, index)), cancellationToken);
+
+    public ValueTask AppendErrorAsync(string code, string message, bool retryable) =>
+        EnqueueAsync(new Pending(ErrorEvent, Envelopes.Error(code, message, retryable)), CancellationToken.None);
+
+    /// <summary>Appends the <c>end</c> entry, waits until everything is in Redis, and shortens the expiry to the resume window.</summary>
+    public async Task CompleteAsync(string reason, int outputTokens)
+    {
+        await EnqueueAsync(new Pending(EndEvent, Envelopes.End(reason, outputTokens)), CancellationToken.None);
+        _pending.Writer.TryComplete();
+        await _flushing;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _pending.Writer.TryComplete();
+        try
+        {
+            await _flushing;
+        }
+        catch (RedisException)
+        {
+            // Already reported to whoever awaited CompleteAsync; disposal must not throw.
+        }
+    }
+
+    private ValueTask EnqueueAsync(Pending entry, CancellationToken cancellationToken) =>
+        _pending.Writer.TryWrite(entry) ? ValueTask.CompletedTask : EnqueueSlowAsync(entry, cancellationToken);
+
+    private async ValueTask EnqueueSlowAsync(Pending entry, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _pending.Writer.WriteAsync(entry, cancellationToken);
+        }
+        catch (ChannelClosedException)
+        {
+            // The stream is gone or Redis failed; IsOpen tells the generation, CompleteAsync rethrows the cause.
+        }
+    }
+
+    private async Task FlushLoopAsync()
+    {
+        await Task.Yield();
+        try
+        {
+            await FlushBatchesAsync();
+        }
+        catch (Exception ex)
+        {
+            _pending.Writer.TryComplete(ex);
+            throw;
+        }
+    }
+
+    private async Task FlushBatchesAsync()
+    {
+        var reader = _pending.Reader;
+        var args = new List<RedisValue>(3 + 2 * MaxEntriesPerBatch);
+        while (await reader.WaitToReadAsync())
+        {
+            args.Clear();
+            args.Add(_maxLength);
+            args.Add(0);
+            args.Add(_channel);
+            while (args.Count < 3 + 2 * MaxEntriesPerBatch && reader.TryRead(out var entry))
+            {
+                args.Add(entry.Event);
+                args.Add(entry.Data);
+                if (entry.Event == EndEvent)
+                {
+                    args[1] = _finalTtlMilliseconds;
+                }
+            }
+
+            var result = await _db.ScriptEvaluateAsync(AppendScript, _keys, [.. args]);
+            if (result.IsNull)
+            {
+                // The stream no longer exists: stop accepting, so the generation sees IsOpen == false.
+                _pending.Writer.TryComplete();
+                return;
+            }
+
+            Written += (args.Count - 3) / 2;
+        }
+    }
+
+    private readonly record struct Pending(RedisValue Event, byte[] Data);
+}

@@ -1,0 +1,273 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+using VixAspire.Contracts;
+using VixAspire.Worker.Generation;
+
+namespace VixAspire.Worker.Queue;
+
+/// <summary>
+/// Takes requests from the queue through the <c>workers</c> consumer group and runs them, at most
+/// <see cref="WorkerOptions.MaxConcurrency"/> at a time. It waits for work with a blocking
+/// <c>XREADGROUP</c> on a connection of its own (a blocking call would stall the shared multiplexer),
+/// keeps its in-flight requests claimed, and takes over requests whose worker stopped answering.
+/// </summary>
+internal sealed class RequestConsumer(
+    IConnectionMultiplexer redis,
+    IConfiguration configuration,
+    GenerationRunner runner,
+    CancellationRegistry cancellations,
+    IOptions<WorkerOptions> options,
+    ILogger<RequestConsumer> logger) : BackgroundService
+{
+    private readonly string _consumer = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid():N}"[..^24];
+    private readonly ConcurrentDictionary<string, RedisValue> _inFlight = new(StringComparer.Ordinal);
+    private readonly List<Task> _running = [];
+    private SemaphoreSlim? _slots;
+
+    public string ConsumerName => _consumer;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var settings = options.Value;
+        _slots = new SemaphoreSlim(settings.MaxConcurrency, settings.MaxConcurrency);
+        await cancellations.SubscribeAsync(stoppingToken);
+        await EnsureGroupAsync(redis.GetDatabase());
+        await using var blocking = await ConnectBlockingAsync(settings);
+        Log.Consuming(logger, _consumer, RedisKeys.WorkersGroup);
+
+        var claims = MaintainClaimsAsync(settings, stoppingToken);
+        try
+        {
+            await ConsumeAsync(blocking.GetDatabase(), settings, stoppingToken);
+        }
+        finally
+        {
+            await claims;
+            Task[] running;
+            lock (_running)
+            {
+                running = [.. _running];
+            }
+
+            // Each generation sees the stopping token and ends its stream before the host goes down.
+            await Task.WhenAll(running);
+        }
+    }
+
+    private async Task ConsumeAsync(IDatabase blocking, WorkerOptions settings, CancellationToken stoppingToken)
+    {
+        var blockMilliseconds = (long)settings.BlockTimeout.TotalMilliseconds;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await _slots!.WaitAsync(stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            // Read as many requests as there are free slots (bounded), each one already holding its slot.
+            var free = 1;
+            while (free < 64 && _slots.Wait(0, CancellationToken.None))
+            {
+                free++;
+            }
+
+            StreamEntry[] entries;
+            try
+            {
+                entries = await ReadGroupAsync(blocking, free, blockMilliseconds).WaitAsync(stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                _slots.Release(free);
+                return;
+            }
+            catch (RedisException ex)
+            {
+                _slots.Release(free);
+                Log.QueueReadFailed(logger, ex);
+                if (ex.Message.Contains("NOGROUP", StringComparison.Ordinal))
+                {
+                    await EnsureGroupAsync(redis.GetDatabase());
+                }
+                else
+                {
+                    await DelayQuietlyAsync(TimeSpan.FromSeconds(1), stoppingToken);
+                }
+
+                continue;
+            }
+
+            if (entries.Length < free)
+            {
+                _slots.Release(free - entries.Length);
+            }
+
+            foreach (var entry in entries)
+            {
+                Start(entry, claimed: false, stoppingToken);
+            }
+        }
+    }
+
+    private void Start(StreamEntry entry, bool claimed, CancellationToken stoppingToken)
+    {
+        var key = entry.Id.ToString();
+        _inFlight[key] = entry.Id;
+        var task = RunAsync(entry, key, claimed, stoppingToken);
+        lock (_running)
+        {
+            _running.RemoveAll(static t => t.IsCompleted);
+            _running.Add(task);
+        }
+    }
+
+    private async Task RunAsync(StreamEntry entry, string key, bool claimed, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.Yield();
+            await runner.RunAsync(entry, claimed, stoppingToken);
+        }
+        finally
+        {
+            _inFlight.TryRemove(key, out _);
+            _slots!.Release();
+        }
+    }
+
+    /// <summary>
+    /// Every claim interval: renews this worker's pending entries (so a long generation is never taken for
+    /// an orphan) and claims entries idle past <see cref="WorkerOptions.ClaimIdleTime"/> while it has room.
+    /// </summary>
+    private async Task MaintainClaimsAsync(WorkerOptions settings, CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(settings.ClaimInterval);
+        var db = redis.GetDatabase();
+        var minIdle = (long)settings.ClaimIdleTime.TotalMilliseconds;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    var mine = _inFlight.Values.ToArray();
+                    if (mine.Length > 0)
+                    {
+                        await db.StreamClaimIdsOnlyAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer, 0, mine).WaitAsync(stoppingToken);
+                    }
+
+                    var room = 0;
+                    while (room < 16 && _slots!.Wait(0, CancellationToken.None))
+                    {
+                        room++;
+                    }
+
+                    if (room == 0)
+                    {
+                        continue;
+                    }
+
+                    var claimed = await db.StreamAutoClaimAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer, minIdle, "0-0", room)
+                        .WaitAsync(stoppingToken);
+                    var entries = claimed.ClaimedEntries.Where(e => !e.IsNull).ToArray();
+                    _slots!.Release(room - entries.Length);
+                    foreach (var entry in entries)
+                    {
+                        Log.Claimed(logger, entry[StreamFields.RequestId].ToString());
+                        Start(entry, claimed: true, stoppingToken);
+                    }
+                }
+                catch (RedisException ex)
+                {
+                    Log.QueueReadFailed(logger, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down.
+        }
+    }
+
+    private async Task<StreamEntry[]> ReadGroupAsync(IDatabase blocking, int count, long blockMilliseconds)
+    {
+        var result = await blocking.ExecuteAsync("XREADGROUP",
+            "GROUP", RedisKeys.WorkersGroup, _consumer, "COUNT", count, "BLOCK", blockMilliseconds,
+            "STREAMS", RedisKeys.Requests.ToString(), ">");
+        return ParseSingleStream(result);
+    }
+
+    /// <summary>Parses a RESP2 <c>XREADGROUP</c> reply for one stream: <c>[[name, [[id, [field, value, ...]], ...]]]</c>.</summary>
+    internal static StreamEntry[] ParseSingleStream(RedisResult result)
+    {
+        if (result.IsNull || result.Length == 0)
+        {
+            return [];
+        }
+
+        var entries = result[0][1];
+        var parsed = new StreamEntry[entries.Length];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var entry = entries[i];
+            var fields = entry[1];
+            var values = new NameValueEntry[fields.IsNull ? 0 : fields.Length / 2];
+            for (var f = 0; f < values.Length; f++)
+            {
+                values[f] = new NameValueEntry((RedisValue)fields[2 * f], (RedisValue)fields[2 * f + 1]);
+            }
+
+            parsed[i] = new StreamEntry((RedisValue)entry[0], values);
+        }
+
+        return parsed;
+    }
+
+    private async Task<ConnectionMultiplexer> ConnectBlockingAsync(WorkerOptions settings)
+    {
+        var connectionString = configuration.GetConnectionString("redis")
+            ?? throw new InvalidOperationException("ConnectionStrings:redis is not set.");
+        var config = ConfigurationOptions.Parse(connectionString);
+        config.Protocol = RedisProtocol.Resp2;
+        config.AbortOnConnectFail = false;
+        config.ClientName = $"vix-worker-block-{Environment.ProcessId}";
+        config.AsyncTimeout = (int)(settings.BlockTimeout + TimeSpan.FromSeconds(5)).TotalMilliseconds;
+        return await ConnectionMultiplexer.ConnectAsync(config);
+    }
+
+    private static async Task EnsureGroupAsync(IDatabase db)
+    {
+        try
+        {
+            // From 0, not $: requests queued before the first worker started are served too.
+            await db.StreamCreateConsumerGroupAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, "0-0", createStream: true);
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("BUSYGROUP", StringComparison.Ordinal))
+        {
+            // Another worker created it first.
+        }
+    }
+
+    private static async Task DelayQuietlyAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(delay, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down.
+        }
+    }
+
+    public override void Dispose()
+    {
+        _slots?.Dispose();
+        base.Dispose();
+    }
+}
