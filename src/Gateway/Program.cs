@@ -1,19 +1,12 @@
+using VixAspire.Gateway;
+
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
-builder.Services.AddReverseProxy()
-    .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
-    .AddServiceDiscoveryDestinationResolver();
+builder.AddGateway();
 
 var app = builder.Build();
 
-app.MapDefaultEndpoints();
-app.MapReverseProxy();
+app.MapGateway();
 
 app.Run();
-
-namespace VixAspire.Gateway
-{
-    /// <summary>Marker for test hosts.</summary>
-    public sealed class GatewayMarker;
-}

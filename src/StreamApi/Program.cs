@@ -1,5 +1,4 @@
 using VixAspire.StreamApi;
-using VixAspire.StreamApi.Inference;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -8,9 +7,7 @@ builder.AddStreamApiServices();
 
 var app = builder.Build();
 
-app.UseStatusCodePages();
-app.MapDefaultEndpoints();
-app.MapInferenceApi();
+app.MapStreamApi();
 
 app.Run();
 

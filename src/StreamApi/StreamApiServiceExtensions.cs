@@ -27,4 +27,13 @@ public static class StreamApiServiceExtensions
         builder.Services.AddSingleton<InferenceRequestReader>();
         return builder;
     }
+
+    /// <summary>The API's middleware and endpoints: health, then <c>/infer</c>.</summary>
+    public static WebApplication MapStreamApi(this WebApplication app)
+    {
+        app.UseStatusCodePages();
+        app.MapDefaultEndpoints();
+        app.MapInferenceApi();
+        return app;
+    }
 }

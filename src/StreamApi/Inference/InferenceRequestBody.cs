@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 namespace VixAspire.StreamApi.Inference;
 
 /// <summary>The public body of <c>POST /infer/stream</c>, as the client sent it (not yet validated).</summary>
-internal sealed class InferenceRequestBody
+public sealed class InferenceRequestBody
 {
     public string? Prompt { get; set; }
 
@@ -16,7 +16,7 @@ internal sealed class InferenceRequestBody
     public float? Temperature { get; set; }
 }
 
-internal sealed class ChatTurnBody
+public sealed class ChatTurnBody
 {
     public string? Role { get; set; }
 

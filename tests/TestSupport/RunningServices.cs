@@ -1,0 +1,147 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using VixAspire.Gateway;
+using VixAspire.StreamApi;
+using VixAspire.Worker;
+
+namespace VixAspire.TestSupport;
+
+/// <summary>
+/// The real services, composed as their Program.cs composes them, on real Kestrel servers bound to
+/// loopback ports, talking to a real <see cref="RedisServer"/>: StreamApi, any number of workers, and
+/// the gateway in front.
+/// </summary>
+public sealed class RunningServices : IAsyncDisposable
+{
+    private readonly List<WebApplication> _apps = [];
+    private readonly List<WebApplication> _workers = [];
+
+    private RunningServices()
+    {
+    }
+
+    public WebApplication Api { get; private set; } = null!;
+
+    public WebApplication? Gateway { get; private set; }
+
+    public IReadOnlyList<WebApplication> Workers => _workers;
+
+    public Uri ApiAddress { get; private set; } = null!;
+
+    public Uri? GatewayAddress { get; private set; }
+
+    /// <summary>A client for the public door: the gateway when there is one, else the API.</summary>
+    public HttpClient CreateClient() => new() { BaseAddress = GatewayAddress ?? ApiAddress, Timeout = TimeSpan.FromSeconds(60) };
+
+    public HttpClient CreateApiClient() => new() { BaseAddress = ApiAddress, Timeout = TimeSpan.FromSeconds(60) };
+
+    public static async Task<RunningServices> StartAsync(
+        RedisServer redis,
+        IReadOnlyDictionary<string, string?>? settings = null,
+        int workers = 1,
+        bool gateway = true,
+        CancellationToken cancellationToken = default)
+    {
+        var stack = new RunningServices();
+        try
+        {
+            var common = new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>())
+            {
+                ["ConnectionStrings:redis"] = redis.ConnectionString,
+            };
+
+            stack.Api = await StartAsync(stack, common, static b => b.AddStreamApiServices(), static a => a.MapStreamApi(), cancellationToken);
+            stack.ApiAddress = Address(stack.Api);
+
+            for (var i = 0; i < workers; i++)
+            {
+                await stack.StartWorkerAsync(common, cancellationToken);
+            }
+
+            if (gateway)
+            {
+                var gatewaySettings = new Dictionary<string, string?>(common)
+                {
+                    ["ReverseProxy:Clusters:streamapi:Destinations:streamapi:Address"] = stack.ApiAddress.ToString(),
+                };
+                stack.Gateway = await StartAsync(stack, gatewaySettings, static b => b.AddGateway(), static a => a.MapGateway(), cancellationToken,
+                    Path.Combine(AppContext.BaseDirectory, "gateway.appsettings.json"));
+                stack.GatewayAddress = Address(stack.Gateway);
+            }
+
+            return stack;
+        }
+        catch
+        {
+            await stack.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task<WebApplication> StartWorkerAsync(IReadOnlyDictionary<string, string?> settings, CancellationToken cancellationToken)
+    {
+        var worker = await StartAsync(this, settings, static b => b.AddWorkerServices(), static a => a.MapDefaultEndpoints(), cancellationToken);
+        _workers.Add(worker);
+        return worker;
+    }
+
+    /// <summary>Stops one worker as SIGTERM would: the host's stopping token fires and it shuts down gracefully.</summary>
+    public async Task StopWorkerAsync(WebApplication worker, CancellationToken cancellationToken)
+    {
+        await worker.StopAsync(cancellationToken);
+        await worker.DisposeAsync();
+        _workers.Remove(worker);
+        _apps.Remove(worker);
+    }
+
+    private static async Task<WebApplication> StartAsync(
+        RunningServices stack,
+        IReadOnlyDictionary<string, string?> settings,
+        Action<WebApplicationBuilder> addServices,
+        Action<WebApplication> map,
+        CancellationToken cancellationToken,
+        string? jsonFile = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            EnvironmentName = Environments.Production,
+            // An empty content root: no stray appsettings.json from another service's build output.
+            ContentRootPath = Directory.CreateTempSubdirectory("vix-test-host-").FullName,
+        });
+        if (jsonFile is not null)
+        {
+            builder.Configuration.AddJsonFile(jsonFile, optional: false);
+        }
+
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning);
+        builder.AddServiceDefaults();
+        addServices(builder);
+
+        var app = builder.Build();
+        map(app);
+        stack._apps.Add(app);
+        await app.StartAsync(cancellationToken);
+        return app;
+    }
+
+    private static Uri Address(WebApplication app) => new(app.Urls.First());
+
+    public T GetApiService<T>() where T : notnull => Api.Services.GetRequiredService<T>();
+
+    public async ValueTask DisposeAsync()
+    {
+        for (var i = _apps.Count - 1; i >= 0; i--)
+        {
+            await _apps[i].StopAsync(CancellationToken.None);
+            await _apps[i].DisposeAsync();
+        }
+
+        _apps.Clear();
+    }
+}

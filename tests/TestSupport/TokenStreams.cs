@@ -1,0 +1,68 @@
+using System.Text.Json;
+using StackExchange.Redis;
+using VixAspire.Contracts;
+
+namespace VixAspire.TestSupport;
+
+/// <summary>Plays the API's part against Redis directly, for tests of the worker alone.</summary>
+public static class TokenStreams
+{
+    /// <summary>Creates the token stream with its start entry and queues the request, as the API does.</summary>
+    public static async Task<string> EnqueueAsync(IDatabase db, InferenceRequest request, string? id = null)
+    {
+        id ??= Guid.CreateVersion7().ToString("N");
+        await db.StreamAddAsync(RedisKeys.Tokens(id), [new(StreamFields.Event, EventNames.Start), new(StreamFields.Data, Envelopes.Start(id, request.Model))]);
+        await db.KeyExpireAsync(RedisKeys.Tokens(id), TimeSpan.FromMinutes(15));
+        await db.StreamAddAsync(RedisKeys.Requests, [new(StreamFields.RequestId, id), new(StreamFields.RequestBody, request.ToUtf8Json())]);
+        return id;
+    }
+
+    public static InferenceRequest Request(string prompt, int maxTokens, string model = "synthetic") =>
+        new(model, [new ChatTurn("user", prompt)], maxTokens, null);
+
+    /// <summary>Waits (woken by the stream's channel, never polling) until the stream holds an entry matching <paramref name="until"/>.</summary>
+    public static async Task<StreamEntry[]> WaitForAsync(IConnectionMultiplexer redis, string id, Func<StreamEntry[], bool> until, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var woken = new SemaphoreSlim(0);
+        var subscriber = redis.GetSubscriber();
+        Action<RedisChannel, RedisValue> handler = (_, _) => woken.Release();
+        await subscriber.SubscribeAsync(RedisKeys.Wake(id), handler);
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(timeout);
+            while (true)
+            {
+                var entries = await redis.GetDatabase().StreamRangeAsync(RedisKeys.Tokens(id));
+                if (until(entries))
+                {
+                    return entries;
+                }
+
+                try
+                {
+                    await woken.WaitAsync(deadline.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new TimeoutException($"Stream {id} did not reach the expected state within {timeout}; it holds {entries.Length} entries.");
+                }
+            }
+        }
+        finally
+        {
+            await subscriber.UnsubscribeAsync(RedisKeys.Wake(id), handler);
+        }
+    }
+
+    public static Task<StreamEntry[]> WaitForEndAsync(IConnectionMultiplexer redis, string id, CancellationToken cancellationToken) =>
+        WaitForAsync(redis, id, e => e.Length > 0 && e[^1][StreamFields.Event] == EventNames.End, TimeSpan.FromSeconds(30), cancellationToken);
+
+    public static string EventOf(StreamEntry entry) => entry[StreamFields.Event].ToString();
+
+    public static JsonElement PayloadOf(StreamEntry entry)
+    {
+        using var json = JsonDocument.Parse(((ReadOnlyMemory<byte>)entry[StreamFields.Data]));
+        return json.RootElement.GetProperty("payload").Clone();
+    }
+}
