@@ -58,6 +58,39 @@ public static class TokenStreams
     public static Task<StreamEntry[]> WaitForEndAsync(IConnectionMultiplexer redis, string id, CancellationToken cancellationToken) =>
         WaitForAsync(redis, id, e => e.Length > 0 && e[^1][StreamFields.Event] == EventNames.End, TimeSpan.FromSeconds(30), cancellationToken);
 
+    /// <summary>
+    /// Waits until the request's queue entry is acknowledged and deleted (a worker ends the stream first,
+    /// then settles the queue). Woken by keyspace notifications on the queue, which <see cref="RedisServer"/> enables.
+    /// </summary>
+    public static async Task WaitUntilDequeuedAsync(IConnectionMultiplexer redis, string id, CancellationToken cancellationToken)
+    {
+        var changed = new SemaphoreSlim(0);
+        var channel = RedisChannel.Literal($"__keyspace@0__:{RedisKeys.Requests}");
+        Action<RedisChannel, RedisValue> handler = (_, _) => changed.Release();
+        var subscriber = redis.GetSubscriber();
+        await subscriber.SubscribeAsync(channel, handler);
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(TimeSpan.FromSeconds(30));
+            while (true)
+            {
+                var queued = await redis.GetDatabase().StreamRangeAsync(RedisKeys.Requests);
+                // The worker sends XACK then XDEL in one pipeline: once the entry is gone, it was acknowledged.
+                if (!queued.Any(e => e[StreamFields.RequestId] == id))
+                {
+                    return;
+                }
+
+                await changed.WaitAsync(deadline.Token);
+            }
+        }
+        finally
+        {
+            await subscriber.UnsubscribeAsync(channel, handler);
+        }
+    }
+
     public static string EventOf(StreamEntry entry) => entry[StreamFields.Event].ToString();
 
     public static JsonElement PayloadOf(StreamEntry entry)

@@ -181,11 +181,7 @@ public sealed class RequestConsumerTests(RequestConsumerTests.Fixture fixture) :
         return id;
     }
 
-    private async Task AssertQueueSettledAsync(string id)
-    {
-        var queued = await Db.StreamRangeAsync(RedisKeys.Requests);
-        Assert.DoesNotContain(queued, e => e[StreamFields.RequestId] == id);
-    }
+    private Task AssertQueueSettledAsync(string id) => WaitUntilDequeuedAsync(fixture.Redis.Connection, id, Ct);
 
     private async Task<long> ScriptCallsAsync()
     {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the solution (warnings are errors) and runs every test: unit, real redis-server, real Kestrel,
+# the real gateway, and the AppHost end to end. Installs redis-server first when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test.sh: installing redis-server"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
+configuration="${CONFIGURATION:-Release}"
+dotnet build VixAspire.sln -c "$configuration" -nologo -v quiet
+log=$(mktemp)
+status=0
+dotnet test VixAspire.sln -c "$configuration" --no-build -nologo "$@" 2>&1 | tee "$log" || status=$?
+
+# One closing line for people and CI: the sums of every test project's result line.
+awk '/(Passed|Failed)! +- +Failed:/ {
+       for (i = 1; i <= NF; i++) { gsub(",", "", $(i+1)); if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) }
+     } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+rm -f "$log"
+exit "$status"
