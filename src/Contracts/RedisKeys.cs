@@ -25,6 +25,12 @@ public static class RedisKeys
     /// <summary>Set when a request is cancelled, so a worker that picks it up later still sees it.</summary>
     public static RedisKey Cancelled(string id) => $"vix:{{{id}}}:cancelled";
 
-    /// <summary>How many clients are attached to the stream right now (across all API replicas).</summary>
-    public static RedisKey Attached(string id) => $"vix:{{{id}}}:attached";
+    /// <summary>
+    /// Clients of the stream across all API replicas: field <c>attached</c> (how many now) and <c>epoch</c>
+    /// (bumped by every attach), so a disconnect-grace check can tell whether anyone came back meanwhile.
+    /// </summary>
+    public static RedisKey Clients(string id) => $"vix:{{{id}}}:clients";
+
+    /// <summary>Streams a client (API key or address) has open now, for the per-client concurrency limit.</summary>
+    public static RedisKey ClientStreams(string client) => $"vix:client:{{{client}}}:streams";
 }

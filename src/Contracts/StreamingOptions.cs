@@ -34,6 +34,10 @@ public sealed class StreamingOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>Streams one client (API key, else address) may have open at once; 0 for no limit.</summary>
+    [Range(0, 1_000_000)]
+    public int MaxConcurrentStreamsPerClient { get; set; } = 100;
+
     /// <summary>Approximate <c>MAXLEN</c> of a token stream: the token cap plus start, error and end.</summary>
     [Range(16, 10_000_000)]
     public int MaxStreamEntries { get; set; } = 40_000;

@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Inference;
 using VixAspire.StreamApi.Streaming;
@@ -24,6 +26,13 @@ public static class StreamApiServiceExtensions
         builder.Services.AddSingleton<StreamApiTelemetry>();
         builder.Services.AddSingleton<RequestQueue>();
         builder.Services.AddSingleton<TokenStreamTailer>();
+        builder.Services.AddSingleton<StreamControl>();
+        builder.Services.AddSingleton<SseStreamResponder>();
+        builder.Services.AddSingleton<DisconnectGraceWatcher>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DisconnectGraceWatcher>());
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        // Behind the gateway the client's address arrives in X-Forwarded-For; loopback proxies are trusted by default.
+        builder.Services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto);
         builder.Services.AddSingleton<InferenceRequestReader>();
         return builder;
     }
@@ -31,6 +40,7 @@ public static class StreamApiServiceExtensions
     /// <summary>The API's middleware and endpoints: health, then <c>/infer</c>.</summary>
     public static WebApplication MapStreamApi(this WebApplication app)
     {
+        app.UseForwardedHeaders();
         app.UseStatusCodePages();
         app.MapDefaultEndpoints();
         app.MapInferenceApi();

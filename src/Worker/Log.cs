@@ -22,4 +22,7 @@ internal static partial class Log
 
     [LoggerMessage(7, LogLevel.Warning, "Claimed request {RequestId} from a worker presumed dead")]
     public static partial void Claimed(ILogger logger, string requestId);
+
+    [LoggerMessage(8, LogLevel.Information, "Shutting down before the first token of request {RequestId}: handed back to the queue")]
+    public static partial void HandedOver(ILogger logger, string requestId);
 }

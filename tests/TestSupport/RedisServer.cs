@@ -33,7 +33,7 @@ public sealed class RedisServer : IAsyncLifetime
             var workingDirectory = Directory.CreateTempSubdirectory("vix-test-redis-").FullName;
             var start = new ProcessStartInfo(executable)
             {
-                ArgumentList = { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workingDirectory, "--notify-keyspace-events", "Kt" },
+                ArgumentList = { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workingDirectory, "--notify-keyspace-events", "Kgtx" },
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
                 UseShellExecute = false,

@@ -19,6 +19,7 @@ public sealed class RunningServices : IAsyncDisposable
 {
     private readonly List<WebApplication> _apps = [];
     private readonly List<WebApplication> _workers = [];
+    private Action<IServiceCollection>? _workerServices;
 
     private RunningServices()
     {
@@ -35,18 +36,31 @@ public sealed class RunningServices : IAsyncDisposable
     public Uri? GatewayAddress { get; private set; }
 
     /// <summary>A client for the public door: the gateway when there is one, else the API.</summary>
-    public HttpClient CreateClient() => new() { BaseAddress = GatewayAddress ?? ApiAddress, Timeout = TimeSpan.FromSeconds(60) };
+    public HttpClient CreateClient() => CreateClient(GatewayAddress ?? ApiAddress);
 
-    public HttpClient CreateApiClient() => new() { BaseAddress = ApiAddress, Timeout = TimeSpan.FromSeconds(60) };
+    public HttpClient CreateApiClient() => CreateClient(ApiAddress);
+
+    /// <summary>
+    /// A client that, like curl or a browser, closes the connection when it drops a response. (By default
+    /// .NET drains an abandoned response for up to 2 s to reuse the connection, which would delay the
+    /// server's view of the disconnect.)
+    /// </summary>
+    public static HttpClient CreateClient(Uri baseAddress) =>
+        new(new SocketsHttpHandler { MaxResponseDrainSize = 0, ResponseDrainTimeout = TimeSpan.Zero })
+        {
+            BaseAddress = baseAddress,
+            Timeout = TimeSpan.FromMinutes(2),
+        };
 
     public static async Task<RunningServices> StartAsync(
         RedisServer redis,
         IReadOnlyDictionary<string, string?>? settings = null,
         int workers = 1,
         bool gateway = true,
+        Action<IServiceCollection>? workerServices = null,
         CancellationToken cancellationToken = default)
     {
-        var stack = new RunningServices();
+        var stack = new RunningServices { _workerServices = workerServices };
         try
         {
             var common = new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>())
@@ -84,7 +98,12 @@ public sealed class RunningServices : IAsyncDisposable
 
     public async Task<WebApplication> StartWorkerAsync(IReadOnlyDictionary<string, string?> settings, CancellationToken cancellationToken)
     {
-        var worker = await StartAsync(this, settings, static b => b.AddWorkerServices(), static a => a.MapDefaultEndpoints(), cancellationToken);
+        var extra = _workerServices;
+        var worker = await StartAsync(this, settings, b =>
+        {
+            b.AddWorkerServices();
+            extra?.Invoke(b.Services);
+        }, static a => a.MapDefaultEndpoints(), cancellationToken);
         _workers.Add(worker);
         return worker;
     }

@@ -50,7 +50,7 @@ public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<A
     public async Task TheAppHostStreamsTokensThroughTheGateway()
     {
         using var client = fixture.App.CreateHttpClient("gateway");
-        TestContext.Current.SendDiagnosticMessage($"AppHost healthy after {fixture.StartupTime.TotalSeconds:0.0} s");
+        TestContext.Current.TestOutputHelper?.WriteLine($"AppHost healthy after {fixture.StartupTime.TotalSeconds:0.0} s");
 
         using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "hello aspire", model = "synthetic", max_tokens = 8 }), Ct);
         var events = await response.ReadAllEventsAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);

@@ -18,33 +18,44 @@ public static partial class InferenceApi
     }
 
     internal static async Task<IResult> StartStreamAsync(
-        HttpRequest request,
+        HttpContext context,
         InferenceRequestReader reader,
         RequestQueue queue,
-        TokenStreamTailer tailer,
-        StreamApiTelemetry telemetry,
-        ILoggerFactory loggers,
+        StreamControl control,
         CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var read = await reader.ReadAsync(request, cancellationToken);
+        var read = await reader.ReadAsync(context.Request, cancellationToken);
         if (read.Problem is { } problem)
         {
             return problem;
         }
 
-        var id = await queue.EnqueueAsync(read.Request!, cancellationToken);
-        Activity.Current?.SetTag("vix.request.id", id);
-        return new SseStreamResult(id, afterId: null, started, tailer, telemetry, loggers.CreateLogger<SseStreamResult>());
+        var client = ClientIdentity.Of(context);
+        if (!await control.TryAcquireClientSlotAsync(client, cancellationToken))
+        {
+            context.Response.Headers.RetryAfter = "1";
+            return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many concurrent streams",
+                detail: "This client has as many streams open as it may (Streaming:MaxConcurrentStreamsPerClient); retry when one ends.");
+        }
+
+        try
+        {
+            var id = await queue.EnqueueAsync(read.Request!, cancellationToken);
+            Activity.Current?.SetTag("vix.request.id", id);
+            return new SseStreamResult(id, AfterId: null, started, client);
+        }
+        catch
+        {
+            await control.ReleaseClientSlotAsync(client);
+            throw;
+        }
     }
 
     internal static async Task<IResult> AttachAsync(
         string id,
         HttpRequest request,
         RequestQueue queue,
-        TokenStreamTailer tailer,
-        StreamApiTelemetry telemetry,
-        ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
         string? lastEventId = request.Headers["Last-Event-ID"];
@@ -59,14 +70,13 @@ public static partial class InferenceApi
             return UnknownStream(id);
         }
 
-        return new SseStreamResult(id, string.IsNullOrEmpty(lastEventId) ? null : lastEventId,
-            Stopwatch.GetTimestamp(), tailer, telemetry, loggers.CreateLogger<SseStreamResult>());
+        return new SseStreamResult(id, string.IsNullOrEmpty(lastEventId) ? null : lastEventId, Stopwatch.GetTimestamp(), ClientSlot: null);
     }
 
     internal static async Task<Results<Accepted, ProblemHttpResult>> CancelAsync(
-        string id, RequestQueue queue, CancellationToken cancellationToken)
+        string id, StreamControl control, CancellationToken cancellationToken)
     {
-        if (!RequestId().IsMatch(id) || !await queue.CancelAsync(id, cancellationToken))
+        if (!RequestId().IsMatch(id) || await control.CancelAsync(id, cancellationToken) == StreamControl.CancelOutcome.NotFound)
         {
             return UnknownStream(id);
         }

@@ -47,24 +47,4 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, IOptionsMonitor
 
     public async Task<bool> ExistsAsync(string id, CancellationToken cancellationToken) =>
         await redis.GetDatabase().KeyExistsAsync(RedisKeys.Tokens(id)).WaitAsync(cancellationToken);
-
-    /// <summary>
-    /// Marks the request cancelled (for a worker that has not picked it up yet) and tells the workers
-    /// that run it. Returns false when no such stream exists.
-    /// </summary>
-    public async Task<bool> CancelAsync(string id, CancellationToken cancellationToken)
-    {
-        var db = redis.GetDatabase();
-        if (!await db.KeyExistsAsync(RedisKeys.Tokens(id)).WaitAsync(cancellationToken))
-        {
-            return false;
-        }
-
-        var batch = db.CreateBatch();
-        var flag = batch.StringSetAsync(RedisKeys.Cancelled(id), 1, options.CurrentValue.InitialStreamTtl);
-        var publish = batch.PublishAsync(RedisKeys.Cancellations, id);
-        batch.Execute();
-        await Task.WhenAll(flag, publish).WaitAsync(cancellationToken);
-        return true;
-    }
 }

@@ -1,26 +1,32 @@
 using System.Diagnostics;
+using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Net.Http.Headers;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 
 namespace VixAspire.StreamApi.Streaming;
 
-/// <summary>
-/// Streams one request's token stream to the client as SSE, one flush per batch read from Redis. It ends
-/// after the <c>end</c> event, or at once when the client goes away.
-/// </summary>
-internal sealed class SseStreamResult(
-    string id,
-    string? afterId,
-    long startTimestamp,
-    TokenStreamTailer tailer,
-    StreamApiTelemetry telemetry,
-    ILogger logger) : IResult
+/// <summary>The result of a stream endpoint: one request's token stream, as SSE, from after <see cref="AfterId"/>.</summary>
+/// <param name="ClientSlot">The client whose concurrent-stream slot this response holds, released when it ends.</param>
+internal sealed record SseStreamResult(string Id, string? AfterId, long StartTimestamp, string? ClientSlot) : IResult
 {
-    public string Id => id;
+    public Task ExecuteAsync(HttpContext httpContext) =>
+        httpContext.RequestServices.GetRequiredService<SseStreamResponder>().RespondAsync(httpContext, this);
+}
 
-    public async Task ExecuteAsync(HttpContext context)
+/// <summary>
+/// Streams a token stream to one client, one flush per batch read from Redis. It ends after the <c>end</c>
+/// event, or at once when the client goes away; while it runs the client counts as attached, and when the
+/// last client of a stream leaves, the disconnect grace starts.
+/// </summary>
+internal sealed class SseStreamResponder(
+    TokenStreamTailer tailer,
+    StreamControl control,
+    DisconnectGraceWatcher graceWatcher,
+    StreamApiTelemetry telemetry,
+    ILogger<SseStreamResponder> logger)
+{
+    public async Task RespondAsync(HttpContext context, SseStreamResult stream)
     {
         var response = context.Response;
         var cancellationToken = context.RequestAborted;
@@ -28,16 +34,36 @@ internal sealed class SseStreamResult(
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no";
-        response.Headers.Location = $"/infer/stream/{id}";
+        response.Headers.Location = $"/infer/stream/{stream.Id}";
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
-        var writer = response.BodyWriter;
+        var attached = await TryAttachAsync(stream.Id);
+        var slot = new ClientSlot(control, stream.ClientSlot);
         var sawEnd = false;
-        var sawToken = afterId is not null;
         try
         {
-            await response.StartAsync(cancellationToken);
-            await foreach (var batch in tailer.TailAsync(id, afterId, cancellationToken))
+            sawEnd = await WriteEventsAsync(response.BodyWriter, stream, slot, cancellationToken);
+        }
+        finally
+        {
+            if (attached)
+            {
+                await DetachAsync(stream.Id, scheduleGrace: !sawEnd);
+            }
+
+            await slot.ReleaseAsync();
+        }
+    }
+
+    /// <summary>Writes events until the end (returns true) or until the client leaves or the stream is lost (false).</summary>
+    private async Task<bool> WriteEventsAsync(PipeWriter writer, SseStreamResult stream, ClientSlot slot, CancellationToken cancellationToken)
+    {
+        var sawEnd = false;
+        var sawToken = stream.AfterId is not null;
+        try
+        {
+            await writer.FlushAsync(cancellationToken);
+            await foreach (var batch in tailer.TailAsync(stream.Id, stream.AfterId, cancellationToken))
             {
                 if (batch.Length == 0)
                 {
@@ -50,16 +76,23 @@ internal sealed class SseStreamResult(
                     if (!sawToken && name == EventNames.Token)
                     {
                         sawToken = true;
-                        telemetry.RecordTimeToFirstToken(Stopwatch.GetElapsedTime(startTimestamp));
+                        telemetry.RecordTimeToFirstToken(Stopwatch.GetElapsedTime(stream.StartTimestamp));
                     }
 
                     sawEnd |= name == EventNames.End;
                 }
 
+                if (sawEnd)
+                {
+                    // The stream is over once its end is written: free the client's slot before it can see the end.
+                    await slot.ReleaseAsync();
+                }
+
+                // Backpressure: a slow client makes this wait, so the tailer reads from Redis at the client's pace.
                 var flushed = await writer.FlushAsync(cancellationToken);
                 if (flushed.IsCanceled || flushed.IsCompleted)
                 {
-                    return;
+                    return sawEnd;
                 }
             }
 
@@ -68,19 +101,67 @@ internal sealed class SseStreamResult(
                 // The stream expired or was removed under us: the contract still promises error then end.
                 await WriteLocalEndAsync(writer, "stream_lost", "The token stream is no longer available.", cancellationToken);
             }
+
+            return sawEnd;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            Log.ClientDisconnected(logger, id);
+            Log.ClientDisconnected(logger, stream.Id);
         }
         catch (RedisException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            Log.TailFailed(logger, ex, id);
+            Log.TailFailed(logger, ex, stream.Id);
             await WriteLocalEndAsync(writer, "stream_unavailable", "The token stream could not be read; retry with Last-Event-ID.", cancellationToken);
+        }
+
+        return false;
+    }
+
+    /// <summary>The client's concurrent-stream slot, released exactly once.</summary>
+    private sealed class ClientSlot(StreamControl control, string? client)
+    {
+        private string? _client = client;
+
+        public async Task ReleaseAsync()
+        {
+            if (Interlocked.Exchange(ref _client, null) is { } held)
+            {
+                await control.ReleaseClientSlotAsync(held);
+            }
         }
     }
 
-    private static async Task WriteLocalEndAsync(System.IO.Pipelines.PipeWriter writer, string code, string message, CancellationToken cancellationToken)
+    private async Task<bool> TryAttachAsync(string id)
+    {
+        try
+        {
+            await control.AttachAsync(id);
+            return true;
+        }
+        catch (RedisException ex)
+        {
+            // Without the count the stream is never thought abandoned; it still ends by its own limits.
+            Log.AttachFailed(logger, ex, id);
+            return false;
+        }
+    }
+
+    private async Task DetachAsync(string id, bool scheduleGrace)
+    {
+        try
+        {
+            if (await control.DetachAsync(id) is { } epoch && scheduleGrace)
+            {
+                graceWatcher.Schedule(id, epoch);
+            }
+        }
+        catch (RedisException ex)
+        {
+            Log.AttachFailed(logger, ex, id);
+        }
+    }
+
+    private static async Task WriteLocalEndAsync(PipeWriter writer, string code, string message, CancellationToken cancellationToken)
     {
         SseWriter.WriteLocal(writer, "error"u8, Envelopes.Error(code, message, retryable: true));
         SseWriter.WriteLocal(writer, "end"u8, Envelopes.End(EndReasons.Error, 0));

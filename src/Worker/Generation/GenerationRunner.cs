@@ -34,10 +34,9 @@ internal sealed class GenerationRunner(
         }
 
         ActivityContext.TryParse(entry[StreamFields.TraceParent], entry[StreamFields.TraceState], out var parent);
-        using var activity = WorkerTelemetry.Source.StartActivity($"generate {request.Model}", ActivityKind.Consumer, parent);
-        activity?.SetTag("gen_ai.request.model", request.Model);
-        activity?.SetTag("gen_ai.request.max_tokens", request.MaxTokens);
-        activity?.SetTag("vix.request.id", id);
+        using var activity = WorkerTelemetry.Source.StartActivity(ActivityKind.Consumer, parent,
+            [new("gen_ai.request.model", request.Model), new("gen_ai.request.max_tokens", request.MaxTokens), new("vix.request.id", id)],
+            name: $"generate {request.Model}");
         activity?.AddEvent(new ActivityEvent("vix.picked_up"));
 
         var limits = streaming.CurrentValue;
@@ -53,7 +52,16 @@ internal sealed class GenerationRunner(
             }
 
             await using var writer = new TokenStreamWriter(db, id, limits.MaxStreamEntries, limits.ResumeWindow);
-            (reason, tokens) = await GenerateAsync(db, id, request, writer, limits, stoppingToken);
+            (var ended, tokens) = await GenerateAsync(db, id, request, writer, limits, stoppingToken);
+            if (ended is null)
+            {
+                // Shutting down before the first token: another worker can run it from the start.
+                await db.StreamAddAsync(RedisKeys.Requests, entry.Values, maxLength: limits.MaxQueueLength, useApproximateMaxLength: true);
+                Log.HandedOver(logger, id);
+                return null;
+            }
+
+            reason = ended;
             await writer.CompleteAsync(reason, tokens);
             Log.GenerationEnded(logger, id, reason, tokens);
             return reason;
@@ -66,12 +74,13 @@ internal sealed class GenerationRunner(
         }
         finally
         {
-            telemetry.GenerationEnded(tokens, reason ?? EndReasons.Error);
+            telemetry.GenerationEnded(tokens, reason ?? "handed_over");
             await AcknowledgeAsync(db, entry.Id);
         }
     }
 
-    private async Task<(string Reason, int Tokens)> GenerateAsync(
+    /// <summary>Runs the provider; a null reason means "hand the request back" (shutdown before any token).</summary>
+    private async Task<(string? Reason, int Tokens)> GenerateAsync(
         IDatabase db, string id, InferenceRequest request, TokenStreamWriter writer, StreamingOptions limits, CancellationToken stoppingToken)
     {
         using var cancelled = new CancellationTokenSource();
@@ -167,6 +176,11 @@ internal sealed class GenerationRunner(
             if (deadline.IsCancellationRequested)
             {
                 return (EndReasons.Timeout, index);
+            }
+
+            if (updates == 0)
+            {
+                return (null, 0);
             }
 
             await writer.AppendErrorAsync(ErrorCodes.WorkerShutdown, "The worker shut down during generation; retry the request.", retryable: true);

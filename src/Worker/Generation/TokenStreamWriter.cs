@@ -12,15 +12,18 @@ namespace VixAspire.Worker.Generation;
 /// </summary>
 internal sealed class TokenStreamWriter : IAsyncDisposable
 {
-    // KEYS[1] token stream; ARGV[1] MAXLEN, ARGV[2] expiry in ms (0: leave as is), ARGV[3] wake channel,
-    // then event/data pairs. NOMKSTREAM: a stream that expired or was removed is not brought back.
+    // KEYS[1] token stream, KEYS[2..] the request's other keys (clients, cancelled flag); ARGV[1] MAXLEN,
+    // ARGV[2] expiry in ms (0: leave as is; set with the end entry on every key of the request), ARGV[3] wake
+    // channel, then event/data pairs. NOMKSTREAM: a stream that expired or was removed is not brought back.
     private const string AppendScript = """
         local last = false
         for i = 4, #ARGV, 2 do
           last = redis.call('XADD', KEYS[1], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i], 'd', ARGV[i + 1])
           if not last then return false end
         end
-        if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if ARGV[2] ~= '0' then
+          for k = 1, #KEYS do redis.call('PEXPIRE', KEYS[k], ARGV[2]) end
+        end
         redis.call('PUBLISH', ARGV[3], '')
         return last
         """;
@@ -43,7 +46,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     public TokenStreamWriter(IDatabase db, string id, int maxStreamEntries, TimeSpan resumeWindow)
     {
         _db = db;
-        _keys = [RedisKeys.Tokens(id)];
+        _keys = [RedisKeys.Tokens(id), RedisKeys.Clients(id), RedisKeys.Cancelled(id)];
         _maxLength = maxStreamEntries;
         _channel = RedisKeys.Wake(id).ToString();
         _finalTtlMilliseconds = (long)resumeWindow.TotalMilliseconds;
