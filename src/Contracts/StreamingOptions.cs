@@ -42,7 +42,7 @@ public sealed class StreamingOptions
     [Range(16, 10_000_000)]
     public int MaxStreamEntries { get; set; } = 40_000;
 
-    /// <summary>Approximate <c>MAXLEN</c> of the request queue.</summary>
+    /// <summary>Requests queued or running; beyond it <c>POST</c> answers 503 (the queue itself is never trimmed).</summary>
     [Range(16, 100_000_000)]
     public int MaxQueueLength { get; set; } = 100_000;
 

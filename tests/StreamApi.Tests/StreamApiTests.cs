@@ -147,6 +147,25 @@ public sealed class StreamApiTests(StreamApiTests.Fixture fixture) : IClassFixtu
         Assert.Equal("w2w3", after.Text());
     }
 
+    [Theory]
+    [InlineData("99999999999999999999-0")]
+    [InlineData("1-")]
+    [InlineData("-1")]
+    [InlineData("abc")]
+    [InlineData("1-2-3")]
+    public async Task AnInvalidLastEventIdIsABadRequest(string lastEventId)
+    {
+        using var client = fixture.Services.CreateApiClient();
+        using var post = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "ids" }), Ct);
+        using var request = new HttpRequestMessage(HttpMethod.Get, post.Headers.Location);
+        request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
+
+        using var response = await client.SendAsync(request, Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
     [Fact]
     public async Task UnknownStreamsAreNotFoundProblems()
     {

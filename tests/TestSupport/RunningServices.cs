@@ -138,7 +138,7 @@ public sealed class RunningServices : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(settings);
         builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning);
+        builder.Logging.SetMinimumLevel(Environment.GetEnvironmentVariable("VIX_TEST_LOG") is { } level ? Enum.Parse<LogLevel>(level) : LogLevel.Warning);
         builder.AddServiceDefaults();
         addServices(builder);
 

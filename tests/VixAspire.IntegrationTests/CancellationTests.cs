@@ -123,6 +123,37 @@ public sealed class CancellationTests(CancellationTests.Fixture fixture) : IClas
     }
 
     [Fact]
+    public async Task ACancelMarkedInRedisStopsTheGenerationEvenWithoutItsMessage()
+    {
+        // As if the worker's subscription was reconnecting when the cancel was published: only the flag is there.
+        using var client = fixture.Services.CreateClient();
+        using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "missed message", max_tokens = 5000 }), Ct);
+        await using var reader = response.ReadEventsAsync(Ct).GetAsyncEnumerator(Ct);
+        var events = await ReadToFirstTokenAsync(reader);
+
+        await fixture.Redis.Database.StringSetAsync(RedisKeys.Cancelled(IdOf(response)), 1, TimeSpan.FromMinutes(1));
+        await ReadRestAsync(reader, events);
+
+        Assert.Equal("cancelled", events.EndReason());
+        Assert.InRange(events.Count(e => e.EventType == "token"), 1, 4999);
+    }
+
+    [Fact]
+    public async Task SlotsHeldByAReplicaThatDiedExpireWithTheirStreamsDeadline()
+    {
+        // Two slots of streams whose deadline has passed, never released (their replica died).
+        var slots = RedisKeys.ClientStreams("ip:127.0.0.1");
+        await fixture.Redis.Database.SortedSetAddAsync(slots, [new("dead-1", 1), new("dead-2", 2)]);
+
+        using var client = fixture.Services.CreateClient();
+        using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "after the crash", max_tokens = 2 }), Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("length", (await response.ReadAllEventsAsync(Ct).WaitAsync(Bound, Ct)).EndReason());
+        Assert.Null(await fixture.Redis.Database.SortedSetScoreAsync(slots, "dead-1"));
+    }
+
+    [Fact]
     public async Task ReattachingWithinTheGraceKeepsTheGenerationAlive()
     {
         using var client = fixture.Services.CreateClient();

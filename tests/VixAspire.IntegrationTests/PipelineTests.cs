@@ -149,6 +149,23 @@ public sealed class PipelineTests(PipelineTests.Fixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task ResumingAfterTheEndEventClosesAtOnceWithNothingMore()
+    {
+        // What a browser's EventSource does when the server closes the stream: reconnect with the last id.
+        using var client = fixture.Services.CreateClient();
+        using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "done", max_tokens = 2 }), Ct);
+        var events = await response.ReadAllEventsAsync(Ct).WaitAsync(Bound, Ct);
+        using var resume = new HttpRequestMessage(HttpMethod.Get, response.Headers.Location);
+        resume.Headers.Add("Last-Event-ID", events[^1].Id);
+
+        using var again = await client.SendStreamingAsync(resume, Ct);
+        var after = await again.ReadAllEventsAsync(Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Empty(after);
+    }
+
+    [Fact]
     public async Task SeveralClientsFollowingOneGenerationEachGetEveryEventInOrder()
     {
         using var client = fixture.Services.CreateClient();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.HttpResults;
 using VixAspire.StreamApi.Streaming;
@@ -32,24 +33,35 @@ public static partial class InferenceApi
         }
 
         var client = ClientIdentity.Of(context);
-        if (!await control.TryAcquireClientSlotAsync(client, cancellationToken))
+        var id = RequestQueue.NewId();
+        if (!await control.TryAcquireClientSlotAsync(client, id, cancellationToken))
         {
             context.Response.Headers.RetryAfter = "1";
             return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many concurrent streams",
                 detail: "This client has as many streams open as it may (Streaming:MaxConcurrentStreamsPerClient); retry when one ends.");
         }
 
+        bool queued;
         try
         {
-            var id = await queue.EnqueueAsync(read.Request!, cancellationToken);
-            Activity.Current?.SetTag("vix.request.id", id);
-            return new SseStreamResult(id, AfterId: null, started, client);
+            queued = await queue.EnqueueAsync(id, read.Request!);
         }
         catch
         {
-            await control.ReleaseClientSlotAsync(client);
+            await control.ReleaseClientSlotAsync(client, id);
             throw;
         }
+
+        if (!queued)
+        {
+            await control.ReleaseClientSlotAsync(client, id);
+            context.Response.Headers.RetryAfter = "1";
+            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Queue full",
+                detail: "More requests are waiting for a worker than the queue holds (Streaming:MaxQueueLength); retry shortly.");
+        }
+
+        Activity.Current?.SetTag("vix.request.id", id);
+        return new SseStreamResult(id, AfterId: null, started, client);
     }
 
     internal static async Task<IResult> AttachAsync(
@@ -59,7 +71,7 @@ public static partial class InferenceApi
         CancellationToken cancellationToken)
     {
         string? lastEventId = request.Headers["Last-Event-ID"];
-        if (!string.IsNullOrEmpty(lastEventId) && !StreamEntryId().IsMatch(lastEventId))
+        if (!string.IsNullOrEmpty(lastEventId) && !IsStreamEntryId(lastEventId))
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid Last-Event-ID",
                 detail: "Last-Event-ID must be an event id received from this stream, such as '1732500000000-0'.");
@@ -91,6 +103,9 @@ public static partial class InferenceApi
     [GeneratedRegex("^[0-9a-f]{32}$")]
     private static partial Regex RequestId();
 
-    [GeneratedRegex(@"^\d{1,20}-\d{1,20}$")]
-    private static partial Regex StreamEntryId();
+    /// <summary>A Redis stream id: two unsigned 64-bit numbers, <c>ms-seq</c>.</summary>
+    private static bool IsStreamEntryId(string value) =>
+        value.IndexOf('-', StringComparison.Ordinal) is var dash and > 0
+        && ulong.TryParse(value.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out _)
+        && ulong.TryParse(value.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out _);
 }

@@ -42,7 +42,7 @@ internal sealed class DisconnectGraceWatcher(
                         Log.AbandonedStreamCancelled(logger, id);
                     }
                 }
-                catch (RedisException ex)
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {
                     Log.GraceCheckFailed(logger, ex, id);
                 }

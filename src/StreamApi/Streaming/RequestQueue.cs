@@ -8,18 +8,25 @@ namespace VixAspire.StreamApi.Streaming;
 /// <summary>Puts requests on the worker queue and signals cancellation, through Redis.</summary>
 internal sealed class RequestQueue(IConnectionMultiplexer redis, IOptionsMonitor<StreamingOptions> options)
 {
+    public static string NewId() => Guid.CreateVersion7().ToString("N");
+
     /// <summary>
-    /// Creates the request's token stream with its <c>start</c> entry, then appends the request to the
-    /// queue, pipelined in one round trip. The start entry exists before any worker can see the request,
-    /// so a client can attach as soon as it has the id.
+    /// Creates the request's token stream with its <c>start</c> entry, then appends the request to the queue,
+    /// pipelined in one round trip. The start entry exists before any worker can see the request, so a client
+    /// can attach as soon as it has the id. Returns false, queueing nothing, when the backlog is at its cap:
+    /// the queue is never trimmed, since its entries are unfinished work. Not cancellable once called: a
+    /// client that leaves now still gets its generation cancelled through the disconnect grace.
     /// </summary>
-    public async Task<string> EnqueueAsync(InferenceRequest request, CancellationToken cancellationToken)
+    public async Task<bool> EnqueueAsync(string id, InferenceRequest request)
     {
         var limits = options.CurrentValue;
-        var id = Guid.CreateVersion7().ToString("N");
-        var tokens = RedisKeys.Tokens(id);
         var db = redis.GetDatabase();
+        if (await db.StreamLengthAsync(RedisKeys.Requests) >= limits.MaxQueueLength)
+        {
+            return false;
+        }
 
+        var tokens = RedisKeys.Tokens(id);
         var queueFields = new List<NameValueEntry>(4)
         {
             new(StreamFields.RequestId, id),
@@ -38,11 +45,10 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, IOptionsMonitor
         var start = batch.StreamAddAsync(tokens,
             [new(StreamFields.Event, EventNames.Start), new(StreamFields.Data, Envelopes.Start(id, request.Model))]);
         var expire = batch.KeyExpireAsync(tokens, limits.InitialStreamTtl);
-        var enqueue = batch.StreamAddAsync(RedisKeys.Requests, [.. queueFields],
-            maxLength: limits.MaxQueueLength, useApproximateMaxLength: true);
+        var enqueue = batch.StreamAddAsync(RedisKeys.Requests, [.. queueFields]);
         batch.Execute();
-        await Task.WhenAll(start, expire, enqueue).WaitAsync(cancellationToken);
-        return id;
+        await Task.WhenAll(start, expire, enqueue);
+        return true;
     }
 
     public async Task<bool> ExistsAsync(string id, CancellationToken cancellationToken) =>

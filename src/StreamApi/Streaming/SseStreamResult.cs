@@ -38,7 +38,7 @@ internal sealed class SseStreamResponder(
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
         var attached = await TryAttachAsync(stream.Id);
-        var slot = new ClientSlot(control, stream.ClientSlot);
+        var slot = new ClientSlot(control, stream.ClientSlot, stream.Id, logger);
         var sawEnd = false;
         try
         {
@@ -63,7 +63,8 @@ internal sealed class SseStreamResponder(
         try
         {
             await writer.FlushAsync(cancellationToken);
-            await foreach (var batch in tailer.TailAsync(stream.Id, stream.AfterId, cancellationToken))
+            var progress = new TailProgress();
+            await foreach (var batch in tailer.TailAsync(stream.Id, stream.AfterId, progress, cancellationToken))
             {
                 if (batch.Length == 0)
                 {
@@ -96,6 +97,7 @@ internal sealed class SseStreamResponder(
                 }
             }
 
+            sawEnd |= progress.EndedBefore;
             if (!sawEnd)
             {
                 // The stream expired or was removed under us: the contract still promises error then end.
@@ -108,7 +110,7 @@ internal sealed class SseStreamResponder(
         {
             Log.ClientDisconnected(logger, stream.Id);
         }
-        catch (RedisException ex) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is RedisException or TimeoutException && !cancellationToken.IsCancellationRequested)
         {
             Log.TailFailed(logger, ex, stream.Id);
             await WriteLocalEndAsync(writer, "stream_unavailable", "The token stream could not be read; retry with Last-Event-ID.", cancellationToken);
@@ -118,15 +120,23 @@ internal sealed class SseStreamResponder(
     }
 
     /// <summary>The client's concurrent-stream slot, released exactly once.</summary>
-    private sealed class ClientSlot(StreamControl control, string? client)
+    private sealed class ClientSlot(StreamControl control, string? client, string streamId, ILogger logger)
     {
         private string? _client = client;
 
+        /// <summary>Never throws: a slot that cannot be released expires with its stream's deadline.</summary>
         public async Task ReleaseAsync()
         {
             if (Interlocked.Exchange(ref _client, null) is { } held)
             {
-                await control.ReleaseClientSlotAsync(held);
+                try
+                {
+                    await control.ReleaseClientSlotAsync(held, streamId);
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    Log.AttachFailed(logger, ex, streamId);
+                }
             }
         }
     }
@@ -138,7 +148,7 @@ internal sealed class SseStreamResponder(
             await control.AttachAsync(id);
             return true;
         }
-        catch (RedisException ex)
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             // Without the count the stream is never thought abandoned; it still ends by its own limits.
             Log.AttachFailed(logger, ex, id);
@@ -155,7 +165,7 @@ internal sealed class SseStreamResponder(
                 graceWatcher.Schedule(id, epoch);
             }
         }
-        catch (RedisException ex)
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             Log.AttachFailed(logger, ex, id);
         }

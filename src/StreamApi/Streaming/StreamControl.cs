@@ -54,23 +54,17 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         return tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
         """;
 
-    // KEYS: the client's counter. ARGV: limit, TTL ms. Returns 1 when a slot was taken, 0 at the limit.
+    // KEYS: the client's streams, a sorted set of stream ids scored by deadline (ms). ARGV: limit, lifetime ms,
+    // stream id. Slots of streams past their deadline (a replica that died holding them) drop out by themselves,
+    // and a refused attempt extends nothing. Returns 1 when a slot was taken, 0 at the limit.
     private const string AcquireScript = """
-        local n = redis.call('INCR', KEYS[1])
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
         redis.call('PEXPIRE', KEYS[1], ARGV[2])
-        if n > tonumber(ARGV[1]) then
-          redis.call('DECR', KEYS[1])
-          return 0
-        end
         return 1
-        """;
-
-    // KEYS: the client's counter. An expired counter is not brought back negative.
-    private const string ReleaseScript = """
-        if redis.call('EXISTS', KEYS[1]) == 1 and tonumber(redis.call('GET', KEYS[1])) > 0 then
-          return redis.call('DECR', KEYS[1])
-        end
-        return 0
         """;
 
     private static readonly RedisValue CancelChannel = RedisKeys.Cancellations.ToString();
@@ -104,8 +98,8 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         return (CancelOutcome)(int)result;
     }
 
-    /// <summary>Takes one of the client's concurrent-stream slots; false when it has them all.</summary>
-    public async Task<bool> TryAcquireClientSlotAsync(string client, CancellationToken cancellationToken)
+    /// <summary>Takes one of the client's concurrent-stream slots for stream <paramref name="id"/>; false when it has them all.</summary>
+    public async Task<bool> TryAcquireClientSlotAsync(string client, string id, CancellationToken cancellationToken)
     {
         var limits = options.CurrentValue;
         if (limits.MaxConcurrentStreamsPerClient == 0)
@@ -113,17 +107,17 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
             return true;
         }
 
-        var ttl = (long)(limits.MaxDuration + limits.FirstTokenTimeout + limits.DisconnectGrace).TotalMilliseconds;
+        var lifetime = (long)(limits.MaxDuration + limits.FirstTokenTimeout + limits.DisconnectGrace).TotalMilliseconds;
         var taken = await redis.GetDatabase().ScriptEvaluateAsync(AcquireScript, [RedisKeys.ClientStreams(client)],
-            [limits.MaxConcurrentStreamsPerClient, ttl]).WaitAsync(cancellationToken);
+            [limits.MaxConcurrentStreamsPerClient, lifetime, id]).WaitAsync(cancellationToken);
         return (int)taken == 1;
     }
 
-    public async Task ReleaseClientSlotAsync(string client)
+    public async Task ReleaseClientSlotAsync(string client, string id)
     {
         if (options.CurrentValue.MaxConcurrentStreamsPerClient > 0)
         {
-            await redis.GetDatabase().ScriptEvaluateAsync(ReleaseScript, [RedisKeys.ClientStreams(client)]);
+            await redis.GetDatabase().SortedSetRemoveAsync(RedisKeys.ClientStreams(client), id);
         }
     }
 }

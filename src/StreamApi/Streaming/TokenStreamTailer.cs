@@ -16,11 +16,12 @@ internal sealed class TokenStreamTailer(IConnectionMultiplexer redis, IOptionsMo
     internal const int ReadBatchSize = 256;
 
     /// <summary>
-    /// Yields batches of entries after <paramref name="afterId"/> (from the start when null), ending after
-    /// the <c>end</c> entry. An empty batch means the heartbeat interval passed with nothing new.
-    /// The sequence also ends when the stream no longer exists (expired or never created).
+    /// Yields batches of entries after <paramref name="afterId"/> (from the start when null), the last batch
+    /// ending with the <c>end</c> entry. An empty batch means the heartbeat interval passed with nothing new.
+    /// The sequence also ends when the stream no longer exists (expired or never created), or when the client
+    /// resumes after the end itself (<see cref="TailProgress.EndedBefore"/>).
     /// </summary>
-    public async IAsyncEnumerable<StreamEntry[]> TailAsync(string id, string? afterId,
+    public async IAsyncEnumerable<StreamEntry[]> TailAsync(string id, string? afterId, TailProgress progress,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var db = redis.GetDatabase();
@@ -29,26 +30,42 @@ internal sealed class TokenStreamTailer(IConnectionMultiplexer redis, IOptionsMo
         var subscriber = redis.GetSubscriber();
         var signal = new WakeSignal();
         Action<RedisChannel, RedisValue> onWake = (_, _) => signal.Set();
-
-        // Subscribe before the first read, so nothing appended after that read goes unnoticed.
-        await subscriber.SubscribeAsync(channel, onWake).WaitAsync(cancellationToken);
         try
         {
+            // Subscribe before the first read, so nothing appended after that read goes unnoticed. Not
+            // cancellable: once sent, the subscription must exist for the finally to remove it.
+            await subscriber.SubscribeAsync(channel, onWake);
             RedisValue minId = afterId is null ? "-" : "(" + afterId;
+            var first = true;
             while (true)
             {
                 signal.Reset();
                 var entries = await db.StreamRangeAsync(key, minId, "+", ReadBatchSize).WaitAsync(cancellationToken);
                 if (entries.Length > 0)
                 {
-                    yield return entries;
-                    if (IsEnd(entries[^1]))
+                    first = false;
+                    var end = Array.FindIndex(entries, IsEnd);
+                    if (end >= 0)
                     {
+                        yield return end == entries.Length - 1 ? entries : entries[..(end + 1)];
                         yield break;
                     }
 
+                    yield return entries;
                     minId = "(" + entries[^1].Id;
                     continue;
+                }
+
+                if (first && afterId is not null)
+                {
+                    first = false;
+                    // Resuming after the last event: when that was the end, there is nothing left to wait for.
+                    var last = await db.StreamRangeAsync(key, "-", "+", 1, Order.Descending).WaitAsync(cancellationToken);
+                    if (last.Length > 0 && IsEnd(last[0]))
+                    {
+                        progress.EndedBefore = true;
+                        yield break;
+                    }
                 }
 
                 if (!await signal.WaitAsync(options.CurrentValue.HeartbeatInterval, cancellationToken))
@@ -69,4 +86,11 @@ internal sealed class TokenStreamTailer(IConnectionMultiplexer redis, IOptionsMo
     }
 
     internal static bool IsEnd(StreamEntry entry) => entry[StreamFields.Event] == EventNames.End;
+}
+
+/// <summary>What a tail learned besides its entries.</summary>
+internal sealed class TailProgress
+{
+    /// <summary>The client resumed after the stream's end event: the stream is complete for it.</summary>
+    public bool EndedBefore { get; set; }
 }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.Worker.Providers;
+using VixAspire.Worker.Queue;
 
 namespace VixAspire.Worker.Generation;
 
@@ -29,7 +30,7 @@ internal sealed class GenerationRunner(
         if (!TryParse(entry, out var id, out var request))
         {
             Log.MalformedRequest(logger, entry.Id.ToString());
-            await AcknowledgeAsync(db, entry.Id);
+            await QueueEntries.AcknowledgeAsync(db, entry.Id);
             return null;
         }
 
@@ -42,6 +43,7 @@ internal sealed class GenerationRunner(
         var limits = streaming.CurrentValue;
         string? reason = null;
         var tokens = 0;
+        var settle = true;
         telemetry.GenerationStarted();
         try
         {
@@ -56,7 +58,8 @@ internal sealed class GenerationRunner(
             if (ended is null)
             {
                 // Shutting down before the first token: another worker can run it from the start.
-                await db.StreamAddAsync(RedisKeys.Requests, entry.Values, maxLength: limits.MaxQueueLength, useApproximateMaxLength: true);
+                settle = false;
+                await QueueEntries.HandBackAsync(db, entry);
                 Log.HandedOver(logger, id);
                 return null;
             }
@@ -68,14 +71,19 @@ internal sealed class GenerationRunner(
         }
         catch (Exception ex) when (ex is RedisException or ChannelClosedException or TimeoutException)
         {
+            // The stream may lack its end: leave the entry pending, so whoever claims it ends the stream
+            // (worker_lost) or, if no token was sent, runs it again.
             Log.StreamWriteFailed(logger, ex, id);
-            reason ??= EndReasons.Error;
-            return reason;
+            settle = false;
+            return EndReasons.Error;
         }
         finally
         {
-            telemetry.GenerationEnded(tokens, reason ?? "handed_over");
-            await AcknowledgeAsync(db, entry.Id);
+            telemetry.GenerationEnded(tokens, reason ?? "unsettled");
+            if (settle)
+            {
+                await QueueEntries.AcknowledgeAsync(db, entry.Id);
+            }
         }
     }
 
@@ -87,7 +95,8 @@ internal sealed class GenerationRunner(
         using var registration = cancellations.Register(id, cancelled);
         using var deadline = new CancellationTokenSource(limits.MaxDuration);
         using var firstToken = new CancellationTokenSource(limits.FirstTokenTimeout);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, cancelled.Token, deadline.Token, firstToken.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(
+            stoppingToken, cancelled.Token, deadline.Token, firstToken.Token, writer.CancelledInRedis);
 
         if (!providers.TryResolve(request.Model, out var client, out var upstreamModel))
         {
@@ -161,7 +170,7 @@ internal sealed class GenerationRunner(
         }
         catch (OperationCanceledException) when (linked.IsCancellationRequested)
         {
-            if (cancelled.IsCancellationRequested)
+            if (cancelled.IsCancellationRequested || writer.CancelledInRedis.IsCancellationRequested)
             {
                 return (EndReasons.Cancelled, index);
             }
@@ -201,25 +210,30 @@ internal sealed class GenerationRunner(
     /// </summary>
     private static async Task<string?> HandleClaimedAsync(IDatabase db, string id, StreamingOptions limits)
     {
-        var key = RedisKeys.Tokens(id);
-        var last = await db.StreamRangeAsync(key, "-", "+", count: 1, messageOrder: Order.Descending);
+        var last = await db.StreamRangeAsync(RedisKeys.Tokens(id), "-", "+", count: 1, messageOrder: Order.Descending);
         if (last.Length == 0)
         {
+            // Expired or removed: nobody can read it any more.
             return EndReasons.Cancelled;
         }
 
-        if (last[0][StreamFields.Event] == EventNames.End)
+        var lastEvent = last[0][StreamFields.Event];
+        if (lastEvent == EventNames.End)
         {
-            return last[0][StreamFields.Event].ToString();
+            return "claimed_already_ended";
         }
 
-        if (last[0][StreamFields.Event] == EventNames.Start)
+        if (lastEvent == EventNames.Start)
         {
             return null;
         }
 
         await using var writer = new TokenStreamWriter(db, id, limits.MaxStreamEntries, limits.ResumeWindow);
-        await writer.AppendErrorAsync(ErrorCodes.WorkerLost, "The worker running this request stopped; retry the request.", retryable: true);
+        if (lastEvent != EventNames.Error)
+        {
+            await writer.AppendErrorAsync(ErrorCodes.WorkerLost, "The worker running this request stopped; retry the request.", retryable: true);
+        }
+
         await writer.CompleteAsync(EndReasons.Error, 0);
         return EndReasons.Error;
     }
@@ -244,22 +258,5 @@ internal sealed class GenerationRunner(
         }
 
         return request is { Messages.Count: > 0, Model: not null };
-    }
-
-    /// <summary>Acknowledges and deletes the queue entry in one round trip: the queue holds only unfinished work.</summary>
-    private static async Task AcknowledgeAsync(IDatabase db, RedisValue entryId)
-    {
-        var batch = db.CreateBatch();
-        var ack = batch.StreamAcknowledgeAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, entryId);
-        var delete = batch.StreamDeleteAsync(RedisKeys.Requests, [entryId]);
-        batch.Execute();
-        try
-        {
-            await Task.WhenAll(ack, delete);
-        }
-        catch (RedisException)
-        {
-            // Unacknowledged, the entry is claimed later and settled by HandleClaimedAsync: no stream is lost.
-        }
     }
 }

@@ -12,20 +12,22 @@ namespace VixAspire.Worker.Generation;
 /// </summary>
 internal sealed class TokenStreamWriter : IAsyncDisposable
 {
-    // KEYS[1] token stream, KEYS[2..] the request's other keys (clients, cancelled flag); ARGV[1] MAXLEN,
-    // ARGV[2] expiry in ms (0: leave as is; set with the end entry on every key of the request), ARGV[3] wake
-    // channel, then event/data pairs. NOMKSTREAM: a stream that expired or was removed is not brought back.
+    // KEYS[1] token stream, KEYS[2] clients hash, KEYS[3] cancelled flag; ARGV[1] MAXLEN, ARGV[2] expiry in ms
+    // (0: leave as is; set with the end entry on every key of the request), ARGV[3] wake channel, then
+    // event/data pairs. NOMKSTREAM: a stream that expired or was removed is not brought back. Returns 0 when
+    // the stream is gone, 2 when the request is marked cancelled (a cancel the pub/sub message missed), else 1.
     private const string AppendScript = """
-        local last = false
         for i = 4, #ARGV, 2 do
-          last = redis.call('XADD', KEYS[1], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i], 'd', ARGV[i + 1])
-          if not last then return false end
+          if not redis.call('XADD', KEYS[1], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i], 'd', ARGV[i + 1]) then
+            return 0
+          end
         end
         if ARGV[2] ~= '0' then
           for k = 1, #KEYS do redis.call('PEXPIRE', KEYS[k], ARGV[2]) end
         end
         redis.call('PUBLISH', ARGV[3], '')
-        return last
+        if redis.call('EXISTS', KEYS[3]) == 1 then return 2 end
+        return 1
         """;
 
     private const int MaxEntriesPerBatch = 512;
@@ -42,6 +44,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     private readonly Channel<Pending> _pending = Channel.CreateBounded<Pending>(
         new BoundedChannelOptions(4 * MaxEntriesPerBatch) { SingleReader = true, SingleWriter = true });
     private readonly Task _flushing;
+    private readonly CancellationTokenSource _cancelledByFlag = new();
 
     public TokenStreamWriter(IDatabase db, string id, int maxStreamEntries, TimeSpan resumeWindow)
     {
@@ -55,6 +58,9 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
 
     /// <summary>False once the stream is gone (expired, removed) or Redis failed: there is no one to write to.</summary>
     public bool IsOpen => !_flushing.IsCompleted;
+
+    /// <summary>Cancelled when a write finds the request marked cancelled in Redis.</summary>
+    public CancellationToken CancelledInRedis => _cancelledByFlag.Token;
 
     /// <summary>Entries written to Redis so far, for tests and metrics.</summary>
     public int Written { get; private set; }
@@ -80,9 +86,13 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
         {
             await _flushing;
         }
-        catch (RedisException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             // Already reported to whoever awaited CompleteAsync; disposal must not throw.
+        }
+        finally
+        {
+            _cancelledByFlag.Dispose();
         }
     }
 
@@ -135,12 +145,17 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
                 }
             }
 
-            var result = await _db.ScriptEvaluateAsync(AppendScript, _keys, [.. args]);
-            if (result.IsNull)
+            var result = (int)await _db.ScriptEvaluateAsync(AppendScript, _keys, [.. args]);
+            if (result == 0)
             {
                 // The stream no longer exists: stop accepting, so the generation sees IsOpen == false.
                 _pending.Writer.TryComplete();
                 return;
+            }
+
+            if (result == 2 && !_cancelledByFlag.IsCancellationRequested)
+            {
+                await _cancelledByFlag.CancelAsync();
             }
 
             Written += (args.Count - 3) / 2;

@@ -36,26 +36,30 @@ internal sealed class RequestConsumer(
         await using var blocking = await ConnectBlockingAsync(settings);
         Log.Consuming(logger, _consumer, RedisKeys.WorkersGroup);
 
-        var claims = MaintainClaimsAsync(settings, stoppingToken);
+        // Generations stop only after the reader has stopped: a hand-back appended while our own blocking read
+        // is still outstanding would be delivered to this dying consumer and wait for a claim.
+        using var generationStop = new CancellationTokenSource();
+        var claims = MaintainClaimsAsync(settings, stoppingToken, generationStop.Token);
         try
         {
-            await ConsumeAsync(blocking.GetDatabase(), settings, stoppingToken);
+            await ConsumeAsync(blocking.GetDatabase(), settings, stoppingToken, generationStop.Token);
         }
         finally
         {
             await claims;
+            await generationStop.CancelAsync();
             Task[] running;
             lock (_running)
             {
                 running = [.. _running];
             }
 
-            // Each generation sees the stopping token and ends its stream before the host goes down.
+            // Each generation ends its stream, or hands its request back, before the host goes down.
             await Task.WhenAll(running);
         }
     }
 
-    private async Task ConsumeAsync(IDatabase blocking, WorkerOptions settings, CancellationToken stoppingToken)
+    private async Task ConsumeAsync(IDatabase blocking, WorkerOptions settings, CancellationToken stoppingToken, CancellationToken generationToken)
     {
         var blockMilliseconds = (long)settings.BlockTimeout.TotalMilliseconds;
         while (!stoppingToken.IsCancellationRequested)
@@ -79,14 +83,10 @@ internal sealed class RequestConsumer(
             StreamEntry[] entries;
             try
             {
-                entries = await ReadGroupAsync(blocking, free, blockMilliseconds).WaitAsync(stoppingToken);
+                // Not abandoned on shutdown: BLOCK bounds it, and what it returns is handed back below.
+                entries = await ReadGroupAsync(blocking, free, blockMilliseconds);
             }
-            catch (OperationCanceledException)
-            {
-                _slots.Release(free);
-                return;
-            }
-            catch (RedisException ex)
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
                 _slots.Release(free);
                 Log.QueueReadFailed(logger, ex);
@@ -102,6 +102,17 @@ internal sealed class RequestConsumer(
                 continue;
             }
 
+            if (stoppingToken.IsCancellationRequested)
+            {
+                _slots.Release(free);
+                foreach (var entry in entries)
+                {
+                    await QueueEntries.HandBackAsync(redis.GetDatabase(), entry);
+                }
+
+                return;
+            }
+
             if (entries.Length < free)
             {
                 _slots.Release(free - entries.Length);
@@ -109,7 +120,7 @@ internal sealed class RequestConsumer(
 
             foreach (var entry in entries)
             {
-                Start(entry, claimed: false, stoppingToken);
+                Start(entry, claimed: false, generationToken);
             }
         }
     }
@@ -144,11 +155,14 @@ internal sealed class RequestConsumer(
     /// Every claim interval: renews this worker's pending entries (so a long generation is never taken for
     /// an orphan) and claims entries idle past <see cref="WorkerOptions.ClaimIdleTime"/> while it has room.
     /// </summary>
-    private async Task MaintainClaimsAsync(WorkerOptions settings, CancellationToken stoppingToken)
+    private async Task MaintainClaimsAsync(WorkerOptions settings, CancellationToken stoppingToken, CancellationToken generationToken)
     {
         using var timer = new PeriodicTimer(settings.ClaimInterval);
         var db = redis.GetDatabase();
         var minIdle = (long)settings.ClaimIdleTime.TotalMilliseconds;
+        // XAUTOCLAIM scans at most COUNT x 10 pending entries a call: carry the cursor so orphans behind many
+        // live entries are reached too.
+        RedisValue cursor = "0-0";
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
@@ -172,17 +186,28 @@ internal sealed class RequestConsumer(
                         continue;
                     }
 
-                    var claimed = await db.StreamAutoClaimAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer, minIdle, "0-0", room)
-                        .WaitAsync(stoppingToken);
+                    StreamAutoClaimResult claimed;
+                    try
+                    {
+                        claimed = await db.StreamAutoClaimAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer, minIdle, cursor, room)
+                            .WaitAsync(stoppingToken);
+                    }
+                    catch
+                    {
+                        _slots!.Release(room);
+                        throw;
+                    }
+
+                    cursor = claimed.NextStartId;
                     var entries = claimed.ClaimedEntries.Where(e => !e.IsNull).ToArray();
                     _slots!.Release(room - entries.Length);
                     foreach (var entry in entries)
                     {
                         Log.Claimed(logger, entry[StreamFields.RequestId].ToString());
-                        Start(entry, claimed: true, stoppingToken);
+                        Start(entry, claimed: true, generationToken);
                     }
                 }
-                catch (RedisException ex)
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {
                     Log.QueueReadFailed(logger, ex);
                 }

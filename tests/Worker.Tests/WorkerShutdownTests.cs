@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using VixAspire.Contracts;
+using VixAspire.TestSupport;
+using static VixAspire.TestSupport.TokenStreams;
+
+namespace VixAspire.Worker.Tests;
+
+/// <summary>
+/// A worker that shuts down (the host's stopping token, as SIGTERM gives it) leaves no stream without an end:
+/// streams that have sent tokens end with an error then end, and requests that have not are handed back to
+/// the queue for another worker.
+/// </summary>
+public sealed class WorkerShutdownTests : IAsyncLifetime
+{
+    private readonly RedisServer _redis = new();
+    private RunningServices _services = null!;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        await _redis.InitializeAsync();
+        _services = await RunningServices.StartAsync(_redis, workers: 0, gateway: false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _services.DisposeAsync();
+        await _redis.DisposeAsync();
+    }
+
+    private Dictionary<string, string?> Settings(string firstTokenDelay) => new()
+    {
+        ["ConnectionStrings:redis"] = _redis.ConnectionString,
+        ["Providers:Synthetic:FirstTokenDelay"] = firstTokenDelay,
+        ["Providers:Synthetic:TokenDelay"] = "00:00:00.020",
+    };
+
+    [Fact]
+    public async Task StreamsThatSentTokensEndWithAnErrorThenEndWhenTheWorkerStops()
+    {
+        var worker = await _services.StartWorkerAsync(Settings("00:00:00"), Ct);
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var id = await EnqueueAsync(_redis.Database, Request($"long {i}", 5000));
+            await WaitForAsync(_redis.Connection, id, e => e.Any(x => EventOf(x) == EventNames.Token), TimeSpan.FromSeconds(30), Ct);
+            ids.Add(id);
+        }
+
+        await _services.StopWorkerAsync(worker, Ct);
+
+        foreach (var id in ids)
+        {
+            var entries = await WaitForEndAsync(_redis.Connection, id, Ct);
+            Assert.Equal(EventNames.Error, EventOf(entries[^2]));
+            Assert.Equal(ErrorCodes.WorkerShutdown, PayloadOf(entries[^2]).GetProperty("code").GetString());
+            Assert.True(PayloadOf(entries[^2]).GetProperty("retryable").GetBoolean());
+            Assert.Equal("error", PayloadOf(entries[^1]).GetProperty("reason").GetString());
+            await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
+        }
+    }
+
+    [Fact]
+    public async Task ARequestWithoutTokensYetIsHandedToAnotherWorker()
+    {
+        // The first worker takes a minute to its first token; it is stopped long before that.
+        var picked = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == Microsoft.Extensions.Hosting.TelemetrySources.Worker,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+            ActivityStarted = activity => picked.TrySetResult(activity.GetTagItem("vix.request.id") as string ?? ""),
+        };
+        ActivitySource.AddActivityListener(listener);
+        var slow = await _services.StartWorkerAsync(Settings("00:01:00"), Ct);
+        var id = await EnqueueAsync(_redis.Database, Request("hand me over", 5));
+        Assert.Equal(id, await picked.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct));
+
+        await _services.StartWorkerAsync(Settings("00:00:00"), Ct);
+        await _services.StopWorkerAsync(slow, Ct);
+        var entries = await WaitForEndAsync(_redis.Connection, id, Ct);
+
+        Assert.Equal(["start", "token", "token", "token", "token", "token", "end"], entries.Select(EventOf));
+        Assert.Equal("length", PayloadOf(entries[^1]).GetProperty("reason").GetString());
+        await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
+    }
+}
