@@ -84,5 +84,8 @@ public sealed class WorkerShutdownTests : IAsyncLifetime
         Assert.Equal(["start", "token", "token", "token", "token", "token", "end"], entries.Select(EventOf));
         Assert.Equal("length", PayloadOf(entries[^1]).GetProperty("reason").GetString());
         await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
+        // The stopped worker had nothing pending after the hand-back, so it left the group.
+        var consumers = await _redis.Database.StreamConsumerInfoAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
+        Assert.Single(consumers);
     }
 }

@@ -56,6 +56,27 @@ internal sealed class RequestConsumer(
 
             // Each generation ends its stream, or hands its request back, before the host goes down.
             await Task.WhenAll(running);
+            await RemoveConsumerIfIdleAsync(redis.GetDatabase());
+        }
+    }
+
+    /// <summary>
+    /// A consumer with nothing pending leaves the group, so worker restarts do not pile up consumers. One with
+    /// pending entries stays: deleting it would drop them, and another worker will claim them.
+    /// </summary>
+    private async Task RemoveConsumerIfIdleAsync(IDatabase db)
+    {
+        try
+        {
+            var consumers = await db.StreamConsumerInfoAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
+            if (consumers.Any(c => c.Name == _consumer && c.PendingMessageCount == 0))
+            {
+                await db.StreamDeleteConsumerAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer);
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.QueueReadFailed(logger, ex);
         }
     }
 
