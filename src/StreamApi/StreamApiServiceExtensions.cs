@@ -28,6 +28,8 @@ public static class StreamApiServiceExtensions
         builder.Services.AddSingleton<TokenStreamTailer>();
         builder.Services.AddSingleton<StreamControl>();
         builder.Services.AddSingleton<SseStreamResponder>();
+        builder.Services.AddSingleton<StreamStarter>();
+        builder.Services.AddSingleton<StreamSessions>();
         builder.Services.AddSingleton<DisconnectGraceWatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DisconnectGraceWatcher>());
         builder.Services.TryAddSingleton(TimeProvider.System);

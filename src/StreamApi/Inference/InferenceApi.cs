@@ -21,11 +21,10 @@ public static partial class InferenceApi
     internal static async Task<IResult> StartStreamAsync(
         HttpContext context,
         InferenceRequestReader reader,
-        RequestQueue queue,
-        StreamControl control,
+        StreamStarter starter,
         CancellationToken cancellationToken)
     {
-        var started = Stopwatch.GetTimestamp();
+        var startedAt = Stopwatch.GetTimestamp();
         var read = await reader.ReadAsync(context.Request, cancellationToken);
         if (read.Problem is { } problem)
         {
@@ -33,35 +32,20 @@ public static partial class InferenceApi
         }
 
         var client = ClientIdentity.Of(context);
-        var id = RequestQueue.NewId();
-        if (!await control.TryAcquireClientSlotAsync(client, id, cancellationToken))
+        var started = await starter.StartAsync(read.Request!, client, cancellationToken);
+        switch (started.Outcome)
         {
-            context.Response.Headers.RetryAfter = "1";
-            return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many concurrent streams",
-                detail: "This client has as many streams open as it may (Streaming:MaxConcurrentStreamsPerClient); retry when one ends.");
+            case StreamStarter.Outcome.TooManyStreams:
+                context.Response.Headers.RetryAfter = "1";
+                return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many concurrent streams",
+                    detail: "This client has as many streams open as it may (Streaming:MaxConcurrentStreamsPerClient); retry when one ends.");
+            case StreamStarter.Outcome.QueueFull:
+                context.Response.Headers.RetryAfter = "1";
+                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Queue full",
+                    detail: "More requests are waiting for a worker than the queue holds (Streaming:MaxQueueLength); retry shortly.");
+            default:
+                return new SseStreamResult(started.Id, AfterId: null, startedAt, client);
         }
-
-        bool queued;
-        try
-        {
-            queued = await queue.EnqueueAsync(id, read.Request!);
-        }
-        catch
-        {
-            await control.ReleaseClientSlotAsync(client, id);
-            throw;
-        }
-
-        if (!queued)
-        {
-            await control.ReleaseClientSlotAsync(client, id);
-            context.Response.Headers.RetryAfter = "1";
-            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Queue full",
-                detail: "More requests are waiting for a worker than the queue holds (Streaming:MaxQueueLength); retry shortly.");
-        }
-
-        Activity.Current?.SetTag("vix.request.id", id);
-        return new SseStreamResult(id, AfterId: null, started, client);
     }
 
     internal static async Task<IResult> AttachAsync(

@@ -15,16 +15,10 @@ internal sealed record SseStreamResult(string Id, string? AfterId, long StartTim
 }
 
 /// <summary>
-/// Streams a token stream to one client, one flush per batch read from Redis. It ends after the <c>end</c>
-/// event, or at once when the client goes away; while it runs the client counts as attached, and when the
-/// last client of a stream leaves, the disconnect grace starts.
+/// Streams a token stream to one client as SSE, one flush per batch read from Redis. It ends after the
+/// <c>end</c> event, or at once when the client goes away.
 /// </summary>
-internal sealed class SseStreamResponder(
-    TokenStreamTailer tailer,
-    StreamControl control,
-    DisconnectGraceWatcher graceWatcher,
-    StreamApiTelemetry telemetry,
-    ILogger<SseStreamResponder> logger)
+internal sealed class SseStreamResponder(StreamSessions sessions, StreamApiTelemetry telemetry, ILogger<SseStreamResponder> logger)
 {
     public async Task RespondAsync(HttpContext context, SseStreamResult stream)
     {
@@ -37,40 +31,25 @@ internal sealed class SseStreamResponder(
         response.Headers.Location = $"/infer/stream/{stream.Id}";
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
-        var attached = await TryAttachAsync(stream.Id);
-        var slot = new ClientSlot(control, stream.ClientSlot, stream.Id, logger);
-        var sawEnd = false;
-        try
-        {
-            sawEnd = await WriteEventsAsync(response.BodyWriter, stream, slot, cancellationToken);
-        }
-        finally
-        {
-            if (attached)
-            {
-                await DetachAsync(stream.Id, scheduleGrace: !sawEnd);
-            }
-
-            await slot.ReleaseAsync();
-        }
+        await using var session = await sessions.OpenAsync(stream.Id, stream.ClientSlot);
+        await WriteEventsAsync(response.BodyWriter, stream, session, cancellationToken);
     }
 
-    /// <summary>Writes events until the end (returns true) or until the client leaves or the stream is lost (false).</summary>
-    private async Task<bool> WriteEventsAsync(PipeWriter writer, SseStreamResult stream, ClientSlot slot, CancellationToken cancellationToken)
+    private async Task WriteEventsAsync(PipeWriter writer, SseStreamResult stream, StreamSession session, CancellationToken cancellationToken)
     {
-        var sawEnd = false;
         var sawToken = stream.AfterId is not null;
         try
         {
             await writer.FlushAsync(cancellationToken);
             var progress = new TailProgress();
-            await foreach (var batch in tailer.TailAsync(stream.Id, stream.AfterId, progress, cancellationToken))
+            await foreach (var batch in session.TailAsync(stream.AfterId, progress, cancellationToken))
             {
                 if (batch.Length == 0)
                 {
                     SseWriter.WriteHeartbeat(writer);
                 }
 
+                var sawEnd = false;
                 foreach (var entry in batch)
                 {
                     var name = SseWriter.WriteEntry(writer, entry);
@@ -85,26 +64,26 @@ internal sealed class SseStreamResponder(
 
                 if (sawEnd)
                 {
-                    // The stream is over once its end is written: free the client's slot before it can see the end.
-                    await slot.ReleaseAsync();
+                    await session.MarkEndedAsync();
                 }
 
                 // Backpressure: a slow client makes this wait, so the tailer reads from Redis at the client's pace.
                 var flushed = await writer.FlushAsync(cancellationToken);
                 if (flushed.IsCanceled || flushed.IsCompleted)
                 {
-                    return sawEnd;
+                    return;
                 }
             }
 
-            sawEnd |= progress.EndedBefore;
-            if (!sawEnd)
+            if (progress.EndedBefore)
+            {
+                await session.MarkEndedAsync();
+            }
+            else if (!session.Ended)
             {
                 // The stream expired or was removed under us: the contract still promises error then end.
                 await WriteLocalEndAsync(writer, "stream_lost", "The token stream is no longer available.", cancellationToken);
             }
-
-            return sawEnd;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -114,60 +93,6 @@ internal sealed class SseStreamResponder(
         {
             Log.TailFailed(logger, ex, stream.Id);
             await WriteLocalEndAsync(writer, "stream_unavailable", "The token stream could not be read; retry with Last-Event-ID.", cancellationToken);
-        }
-
-        return false;
-    }
-
-    /// <summary>The client's concurrent-stream slot, released exactly once.</summary>
-    private sealed class ClientSlot(StreamControl control, string? client, string streamId, ILogger logger)
-    {
-        private string? _client = client;
-
-        /// <summary>Never throws: a slot that cannot be released expires with its stream's deadline.</summary>
-        public async Task ReleaseAsync()
-        {
-            if (Interlocked.Exchange(ref _client, null) is { } held)
-            {
-                try
-                {
-                    await control.ReleaseClientSlotAsync(held, streamId);
-                }
-                catch (Exception ex) when (ex is RedisException or TimeoutException)
-                {
-                    Log.AttachFailed(logger, ex, streamId);
-                }
-            }
-        }
-    }
-
-    private async Task<bool> TryAttachAsync(string id)
-    {
-        try
-        {
-            await control.AttachAsync(id);
-            return true;
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            // Without the count the stream is never thought abandoned; it still ends by its own limits.
-            Log.AttachFailed(logger, ex, id);
-            return false;
-        }
-    }
-
-    private async Task DetachAsync(string id, bool scheduleGrace)
-    {
-        try
-        {
-            if (await control.DetachAsync(id) is { } epoch && scheduleGrace)
-            {
-                graceWatcher.Schedule(id, epoch);
-            }
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            Log.AttachFailed(logger, ex, id);
         }
     }
 

@@ -1,0 +1,50 @@
+using System.Diagnostics;
+using VixAspire.Contracts;
+
+namespace VixAspire.StreamApi.Streaming;
+
+/// <summary>
+/// Starts a generation for any front end (SSE, OpenAI-compatible, WebSocket): takes one of the client's
+/// concurrent-stream slots, then queues the request. The slot is the caller's to release, through the
+/// <see cref="StreamSession"/> that follows the stream.
+/// </summary>
+internal sealed class StreamStarter(RequestQueue queue, StreamControl control)
+{
+    public enum Outcome
+    {
+        Started,
+        TooManyStreams,
+        QueueFull,
+    }
+
+    public readonly record struct Started(Outcome Outcome, string Id);
+
+    public async Task<Started> StartAsync(InferenceRequest request, string client, CancellationToken cancellationToken)
+    {
+        var id = RequestQueue.NewId();
+        if (!await control.TryAcquireClientSlotAsync(client, id, cancellationToken))
+        {
+            return new(Outcome.TooManyStreams, id);
+        }
+
+        bool queued;
+        try
+        {
+            queued = await queue.EnqueueAsync(id, request);
+        }
+        catch
+        {
+            await control.ReleaseClientSlotAsync(client, id);
+            throw;
+        }
+
+        if (!queued)
+        {
+            await control.ReleaseClientSlotAsync(client, id);
+            return new(Outcome.QueueFull, id);
+        }
+
+        Activity.Current?.SetTag("vix.request.id", id);
+        return new(Outcome.Started, id);
+    }
+}
