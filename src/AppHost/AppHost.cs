@@ -18,11 +18,20 @@ builder.AddProject<Projects.Worker>("worker")
     .WithServiceSettings(builder.Configuration, "Worker")
     .WithReplicas(builder.Configuration.GetValue("Worker:Replicas", 1));
 
-builder.AddProject<Projects.Gateway>("gateway")
+var gateway = builder.AddProject<Projects.Gateway>("gateway")
     .WithReference(streamApi).WaitFor(streamApi)
     .WithServiceSettings(builder.Configuration, "Gateway")
     .WithEndpoint("http", endpoint => endpoint.Port = GatewayPort(builder.Configuration))
     .WithExternalHttpEndpoints();
+
+// The load test waits for a Start in the dashboard unless LoadTest:Enabled; LoadTest:Args are its options.
+var loadTest = builder.AddProject<Projects.LoadTest>("loadtest")
+    .WithReference(gateway).WaitFor(gateway)
+    .WithArgs((builder.Configuration["LoadTest:Args"] ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries));
+if (!builder.Configuration.GetValue("LoadTest:Enabled", false))
+{
+    loadTest.WithExplicitStart();
+}
 
 builder.Build().Run();
 return 0;

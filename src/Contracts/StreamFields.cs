@@ -37,6 +37,9 @@ public static class ErrorCodes
 {
     public const string ProviderError = "provider_error";
     public const string ProviderTimeout = "provider_timeout";
+
+    /// <summary>Every provider of the route (and its fallbacks) failed or was skipped before the first token.</summary>
+    public const string ProviderUnavailable = "provider_unavailable";
     public const string WorkerShutdown = "worker_shutdown";
     public const string WorkerLost = "worker_lost";
 }

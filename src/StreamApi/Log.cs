@@ -16,4 +16,25 @@ internal static partial class Log
 
     [LoggerMessage(5, LogLevel.Warning, "Attach bookkeeping of stream {StreamId} failed")]
     public static partial void AttachFailed(ILogger logger, Exception exception, string streamId);
+
+    [LoggerMessage(20, LogLevel.Debug, "WebSocket closed by the client with status {Status}")]
+    public static partial void WebSocketClosed(ILogger logger, int? status);
+
+    [LoggerMessage(21, LogLevel.Debug, "WebSocket connection lost")]
+    public static partial void WebSocketLost(ILogger logger, Exception exception);
+
+    [LoggerMessage(22, LogLevel.Information, "WebSocket message over {Limit} bytes: closing the socket with 1009")]
+    public static partial void WebSocketMessageTooBig(ILogger logger, int limit);
+
+    [LoggerMessage(23, LogLevel.Debug, "WebSocket message rejected: {Reason}")]
+    public static partial void WebSocketMessageRejected(ILogger logger, string reason);
+
+    [LoggerMessage(24, LogLevel.Error, "Starting a WebSocket request failed")]
+    public static partial void WebSocketStartFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(25, LogLevel.Warning, "Cancelling stream {StreamId} from a WebSocket failed")]
+    public static partial void WebSocketCancelFailed(ILogger logger, Exception exception, string streamId);
+
+    [LoggerMessage(6, LogLevel.Debug, "Sampling the request queue failed")]
+    public static partial void QueueSampleFailed(ILogger logger, Exception exception);
 }

@@ -2,7 +2,9 @@ using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Inference;
+using VixAspire.StreamApi.OpenAi;
 using VixAspire.StreamApi.Streaming;
+using VixAspire.StreamApi.WebSockets;
 
 namespace VixAspire.StreamApi;
 
@@ -30,12 +32,15 @@ public static class StreamApiServiceExtensions
         builder.Services.AddSingleton<SseStreamResponder>();
         builder.Services.AddSingleton<StreamStarter>();
         builder.Services.AddSingleton<StreamSessions>();
+        builder.Services.AddSingleton<ChatCompletionResponder>();
+        builder.Services.AddHostedService<QueueSampler>();
         builder.Services.AddSingleton<DisconnectGraceWatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DisconnectGraceWatcher>());
         builder.Services.TryAddSingleton(TimeProvider.System);
         // Behind the gateway the client's address arrives in X-Forwarded-For; loopback proxies are trusted by default.
         builder.Services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto);
         builder.Services.AddSingleton<InferenceRequestReader>();
+        builder.Services.AddSingleton<InferenceSockets>();
         return builder;
     }
 
@@ -44,8 +49,12 @@ public static class StreamApiServiceExtensions
     {
         app.UseForwardedHeaders();
         app.UseStatusCodePages();
+        // Keep-alive is set per socket from Streaming:HeartbeatInterval (see InferenceWebSocketApi).
+        app.UseWebSockets();
         app.MapDefaultEndpoints();
         app.MapInferenceApi();
+        app.MapInferenceWebSocket();
+        app.MapOpenAiApi();
         return app;
     }
 }

@@ -9,7 +9,7 @@ namespace VixAspire.Worker;
 
 public static class WorkerServiceExtensions
 {
-    /// <summary>Redis, options, the providers of the routing table and the queue consumer.</summary>
+    /// <summary>Redis, options, the providers of the routing table (synthetic and OpenAI-compatible) and the queue consumer.</summary>
     public static TBuilder AddWorkerServices<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
         builder.AddRedisClient("redis");
@@ -18,14 +18,18 @@ public static class WorkerServiceExtensions
         AddValidatedOptions<ModelCatalogOptions>(builder.Services, ModelCatalogOptions.SectionName);
         AddValidatedOptions<WorkerOptions>(builder.Services, WorkerOptions.SectionName);
         AddValidatedOptions<SyntheticProviderOptions>(builder.Services, SyntheticProviderOptions.SectionName);
+        AddValidatedOptions<ProviderResilienceOptions>(builder.Services, ProviderResilienceOptions.SectionName);
 
         builder.Services.TryAddSingletonTimeProvider();
         AddSynthetic(builder.Services, ProviderNames.Synthetic, SyntheticBehavior.Normal);
         AddSynthetic(builder.Services, ProviderNames.SyntheticStall, SyntheticBehavior.Stall);
         AddSynthetic(builder.Services, ProviderNames.SyntheticFail, SyntheticBehavior.Fail);
+        builder.Services.AddOpenAiProviders(builder.Configuration);
 
         builder.Services.AddSingleton<WorkerTelemetry>();
+        builder.Services.AddSingleton<CircuitBreakers>();
         builder.Services.AddSingleton<ProviderCatalog>();
+        builder.Services.AddSingleton<ProviderRouter>();
         builder.Services.AddSingleton<CancellationRegistry>();
         builder.Services.AddSingleton<GenerationRunner>();
         builder.Services.AddHostedService<RequestConsumer>();

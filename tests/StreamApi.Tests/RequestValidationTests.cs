@@ -15,7 +15,7 @@ public class RequestValidationTests
     {
         var result = _reader.Validate(new InferenceRequestBody { Prompt = "hi" });
 
-        Assert.Null(result.Problem);
+        Assert.Null(result.Fault);
         var request = Assert.IsType<InferenceRequest>(result.Request);
         Assert.Equal("synthetic", request.Model);
         Assert.Equal(128, request.MaxTokens);
@@ -63,8 +63,11 @@ public class RequestValidationTests
         var result = _reader.Validate(body);
 
         Assert.Null(result.Request);
+        var fault = Assert.IsType<RequestFault>(result.Fault);
+        Assert.Equal(400, fault.Status);
+        Assert.Equal("invalid_request", fault.Code);
+        Assert.Contains(field, fault.Errors!.Keys);
         var problem = Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.ValidationProblem>(result.Problem);
-        Assert.Equal(400, problem.StatusCode);
         Assert.Contains(field, problem.ProblemDetails.Errors.Keys);
     }
 
@@ -73,9 +76,10 @@ public class RequestValidationTests
     {
         var result = _reader.Validate(new InferenceRequestBody { Prompt = "a", Model = "gpt-nope" });
 
-        var problem = Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult>(result.Problem);
-        Assert.Equal(404, problem.StatusCode);
-        Assert.Contains("synthetic-stall", problem.ProblemDetails.Detail);
+        var fault = Assert.IsType<RequestFault>(result.Fault);
+        Assert.Equal(404, fault.Status);
+        Assert.Equal("model_not_found", fault.Code);
+        Assert.Contains("synthetic-stall", fault.Detail);
     }
 
     [Theory]

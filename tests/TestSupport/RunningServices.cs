@@ -58,6 +58,7 @@ public sealed class RunningServices : IAsyncDisposable
         int workers = 1,
         bool gateway = true,
         Action<IServiceCollection>? workerServices = null,
+        Action<IServiceCollection>? apiServices = null,
         CancellationToken cancellationToken = default)
     {
         var stack = new RunningServices { _workerServices = workerServices };
@@ -68,7 +69,11 @@ public sealed class RunningServices : IAsyncDisposable
                 ["ConnectionStrings:redis"] = redis.ConnectionString,
             };
 
-            stack.Api = await StartAsync(stack, common, static b => b.AddStreamApiServices(), static a => a.MapStreamApi(), cancellationToken);
+            stack.Api = await StartAsync(stack, common, b =>
+            {
+                b.AddStreamApiServices();
+                apiServices?.Invoke(b.Services);
+            }, static a => a.MapStreamApi(), cancellationToken);
             stack.ApiAddress = Address(stack.Api);
 
             for (var i = 0; i < workers; i++)

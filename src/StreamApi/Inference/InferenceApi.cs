@@ -70,11 +70,17 @@ public static partial class InferenceApi
     }
 
     internal static async Task<Results<Accepted, ProblemHttpResult>> CancelAsync(
-        string id, StreamControl control, CancellationToken cancellationToken)
+        string id, StreamControl control, StreamApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        if (!RequestId().IsMatch(id) || await control.CancelAsync(id, cancellationToken) == StreamControl.CancelOutcome.NotFound)
+        var outcome = RequestId().IsMatch(id) ? await control.CancelAsync(id, cancellationToken) : StreamControl.CancelOutcome.NotFound;
+        if (outcome == StreamControl.CancelOutcome.NotFound)
         {
             return UnknownStream(id);
+        }
+
+        if (outcome == StreamControl.CancelOutcome.Cancelled)
+        {
+            telemetry.Cancelled("delete");
         }
 
         return TypedResults.Accepted($"/infer/stream/{id}");

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
@@ -15,16 +16,24 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
 
     public async Task<ReadResult> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
     {
+        var (body, fault) = await ReadJsonAsync(request, InferenceJsonContext.Default.InferenceRequestBody, cancellationToken);
+        return fault is not null ? new ReadResult(null, fault) : Validate(body!);
+    }
+
+    /// <summary>Reads a JSON body with the content-type and size rules every endpoint shares.</summary>
+    public async Task<(T? Value, RequestFault? Fault)> ReadJsonAsync<T>(HttpRequest request, JsonTypeInfo<T> type, CancellationToken cancellationToken)
+        where T : class
+    {
         if (!request.HasJsonContentType())
         {
-            return Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
-                "The body must be JSON, sent with 'Content-Type: application/json'.");
+            return (null, new RequestFault(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
+                "The body must be JSON, sent with 'Content-Type: application/json'.", "unsupported_media_type"));
         }
 
         var limit = streaming.CurrentValue.MaxRequestBodyBytes;
         if (request.ContentLength > limit)
         {
-            return TooLarge(limit);
+            return (null, TooLarge(limit));
         }
 
         if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
@@ -32,23 +41,22 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
             sizeFeature.MaxRequestBodySize = limit;
         }
 
-        InferenceRequestBody? body;
         try
         {
-            body = await JsonSerializer.DeserializeAsync(request.Body, InferenceJsonContext.Default.InferenceRequestBody, cancellationToken);
+            var value = await JsonSerializer.DeserializeAsync(request.Body, type, cancellationToken);
+            return value is null
+                ? (null, new RequestFault(StatusCodes.Status400BadRequest, "Invalid request", "The body must be a JSON object.", "invalid_request"))
+                : (value, null);
         }
         catch (JsonException ex)
         {
-            return Problem(StatusCodes.Status400BadRequest, "Malformed JSON", $"The body is not valid JSON for this endpoint: {ex.Message}");
+            return (null, new RequestFault(StatusCodes.Status400BadRequest, "Malformed JSON",
+                $"The body is not valid JSON for this endpoint: {ex.Message}", "invalid_json"));
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return TooLarge(limit);
+            return (null, TooLarge(limit));
         }
-
-        return body is null
-            ? Problem(StatusCodes.Status400BadRequest, "Invalid request", "The body must be a JSON object.")
-            : Validate(body);
     }
 
     public ReadResult Validate(InferenceRequestBody body)
@@ -96,15 +104,15 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
 
         if (errors.Count > 0)
         {
-            return new ReadResult(null, TypedResults.ValidationProblem(errors, title: "Invalid request",
-                detail: string.Join(" ", errors.Values.SelectMany(v => v))));
+            return new ReadResult(null, new RequestFault(StatusCodes.Status400BadRequest, "Invalid request",
+                string.Join(" ", errors.Values.SelectMany(v => v)), "invalid_request", errors));
         }
 
         var model = string.IsNullOrEmpty(body.Model) ? options.DefaultModel : body.Model;
         if (!options.Models.ContainsKey(model))
         {
-            return Problem(StatusCodes.Status404NotFound, "Unknown model",
-                $"No model named '{model}'. Known models: {string.Join(", ", options.Models.Keys.Order(StringComparer.Ordinal))}.");
+            return new ReadResult(null, new RequestFault(StatusCodes.Status404NotFound, "Unknown model",
+                $"No model named '{model}'. Known models: {string.Join(", ", options.Models.Keys.Order(StringComparer.Ordinal))}.", "model_not_found"));
         }
 
         return new ReadResult(new InferenceRequest(model, messages!, maxTokens, body.Temperature), null);
@@ -139,12 +147,21 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
         return result;
     }
 
-    private static ReadResult TooLarge(int limit) =>
-        Problem(StatusCodes.Status413PayloadTooLarge, "Request body too large", $"The body must be at most {limit} bytes.");
+    private static RequestFault TooLarge(int limit) =>
+        new(StatusCodes.Status413PayloadTooLarge, "Request body too large", $"The body must be at most {limit} bytes.", "request_too_large");
 
-    private static ReadResult Problem(int status, string title, string detail) =>
-        new(null, TypedResults.Problem(detail: detail, statusCode: status, title: title));
+    /// <summary>Either a valid request or the client's mistake.</summary>
+    internal readonly record struct ReadResult(InferenceRequest? Request, RequestFault? Fault)
+    {
+        /// <summary>The mistake as RFC 7807 problem details.</summary>
+        public IResult? Problem => Fault?.ToProblem();
+    }
+}
 
-    /// <summary>Either a valid request or the problem to answer with.</summary>
-    internal readonly record struct ReadResult(InferenceRequest? Request, IResult? Problem);
+/// <summary>A client mistake, described once and rendered by each front end in its own error format.</summary>
+internal sealed record RequestFault(int Status, string Title, string Detail, string Code, IDictionary<string, string[]>? Errors = null)
+{
+    public IResult ToProblem() => Errors is null
+        ? TypedResults.Problem(detail: Detail, statusCode: Status, title: Title)
+        : TypedResults.ValidationProblem(Errors, detail: Detail, title: Title);
 }

@@ -12,6 +12,7 @@ namespace VixAspire.StreamApi.Streaming;
 /// </summary>
 internal sealed class DisconnectGraceWatcher(
     StreamControl control,
+    StreamApiTelemetry telemetry,
     IOptionsMonitor<StreamingOptions> options,
     TimeProvider time,
     ILogger<DisconnectGraceWatcher> logger) : BackgroundService
@@ -40,6 +41,7 @@ internal sealed class DisconnectGraceWatcher(
                     if (await control.CancelIfAbandonedAsync(id, epoch, stoppingToken) == StreamControl.CancelOutcome.Cancelled)
                     {
                         Log.AbandonedStreamCancelled(logger, id);
+                        telemetry.Cancelled("disconnect");
                     }
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)

@@ -65,6 +65,7 @@ internal sealed class SseStreamResponder(StreamSessions sessions, StreamApiTelem
                 if (sawEnd)
                 {
                     await session.MarkEndedAsync();
+                    StreamApiTelemetry.EndSent(TokenStreamTailer.EndReason(batch[^1]));
                 }
 
                 // Backpressure: a slow client makes this wait, so the tailer reads from Redis at the client's pace.

@@ -4,12 +4,18 @@ using VixAspire.Contracts;
 namespace VixAspire.StreamApi.Streaming;
 
 /// <summary>Opens <see cref="StreamSession"/>s: one per client following one stream, whatever the protocol.</summary>
-internal sealed class StreamSessions(TokenStreamTailer tailer, StreamControl control, DisconnectGraceWatcher graceWatcher, ILogger<StreamSessions> logger)
+internal sealed class StreamSessions(
+    TokenStreamTailer tailer,
+    StreamControl control,
+    DisconnectGraceWatcher graceWatcher,
+    StreamApiTelemetry telemetry,
+    ILogger<StreamSessions> logger)
 {
     /// <summary>Attaches a client to stream <paramref name="id"/>; <paramref name="clientSlot"/> is the slot its start took, if any.</summary>
     public async Task<StreamSession> OpenAsync(string id, string? clientSlot)
     {
         var session = new StreamSession(this, id, clientSlot);
+        telemetry.StreamOpened();
         try
         {
             await control.AttachAsync(id);
@@ -28,6 +34,7 @@ internal sealed class StreamSessions(TokenStreamTailer tailer, StreamControl con
 
     internal async Task CloseAsync(StreamSession session)
     {
+        telemetry.StreamClosed();
         if (session.Attached)
         {
             try

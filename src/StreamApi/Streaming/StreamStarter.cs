@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using VixAspire.Contracts;
 
 namespace VixAspire.StreamApi.Streaming;
@@ -8,7 +7,7 @@ namespace VixAspire.StreamApi.Streaming;
 /// concurrent-stream slots, then queues the request. The slot is the caller's to release, through the
 /// <see cref="StreamSession"/> that follows the stream.
 /// </summary>
-internal sealed class StreamStarter(RequestQueue queue, StreamControl control)
+internal sealed class StreamStarter(RequestQueue queue, StreamControl control, StreamApiTelemetry telemetry)
 {
     public enum Outcome
     {
@@ -24,6 +23,7 @@ internal sealed class StreamStarter(RequestQueue queue, StreamControl control)
         var id = RequestQueue.NewId();
         if (!await control.TryAcquireClientSlotAsync(client, id, cancellationToken))
         {
+            telemetry.Refused("too_many_streams");
             return new(Outcome.TooManyStreams, id);
         }
 
@@ -41,10 +41,11 @@ internal sealed class StreamStarter(RequestQueue queue, StreamControl control)
         if (!queued)
         {
             await control.ReleaseClientSlotAsync(client, id);
+            telemetry.Refused("queue_full");
             return new(Outcome.QueueFull, id);
         }
 
-        Activity.Current?.SetTag("vix.request.id", id);
+        StreamApiTelemetry.Queued(id);
         return new(Outcome.Started, id);
     }
 }

@@ -86,6 +86,10 @@ internal sealed class TokenStreamTailer(IConnectionMultiplexer redis, IOptionsMo
     }
 
     internal static bool IsEnd(StreamEntry entry) => entry[StreamFields.Event] == EventNames.End;
+
+    /// <summary>The reason of an end entry (for telemetry), read from its envelope.</summary>
+    internal static string EndReason(StreamEntry end) =>
+        EnvelopeFields.String(((ReadOnlyMemory<byte>)end[StreamFields.Data]).Span, "reason"u8) ?? "unknown";
 }
 
 /// <summary>What a tail learned besides its entries.</summary>

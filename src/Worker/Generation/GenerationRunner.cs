@@ -18,6 +18,7 @@ namespace VixAspire.Worker.Generation;
 internal sealed class GenerationRunner(
     IConnectionMultiplexer redis,
     ProviderCatalog providers,
+    ProviderRouter router,
     CancellationRegistry cancellations,
     IOptionsMonitor<StreamingOptions> streaming,
     WorkerTelemetry telemetry,
@@ -44,6 +45,7 @@ internal sealed class GenerationRunner(
         string? reason = null;
         var tokens = 0;
         var settle = true;
+        var pickedUp = Stopwatch.GetTimestamp();
         telemetry.GenerationStarted();
         try
         {
@@ -79,7 +81,7 @@ internal sealed class GenerationRunner(
         }
         finally
         {
-            telemetry.GenerationEnded(tokens, reason ?? "unsettled");
+            telemetry.GenerationEnded(request.Model, tokens, reason ?? "unsettled", Stopwatch.GetElapsedTime(pickedUp));
             if (settle)
             {
                 await QueueEntries.AcknowledgeAsync(db, entry.Id);
@@ -98,9 +100,9 @@ internal sealed class GenerationRunner(
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(
             stoppingToken, cancelled.Token, deadline.Token, firstToken.Token, writer.CancelledInRedis);
 
-        if (!providers.TryResolve(request.Model, out var client, out var upstreamModel))
+        if (providers.Resolve(request.Model) is not { } candidates)
         {
-            await writer.AppendErrorAsync("model_unavailable", $"No provider serves model '{request.Model}'.", retryable: false);
+            await ReportErrorAsync(writer, "model_unavailable", $"No provider serves model '{request.Model}'.", retryable: false);
             return (EndReasons.Error, 0);
         }
 
@@ -110,8 +112,9 @@ internal sealed class GenerationRunner(
             messages.Add(new ChatMessage(new ChatRole(turn.Role), turn.Content));
         }
 
-        var options = new ChatOptions { ModelId = upstreamModel, MaxOutputTokens = request.MaxTokens, Temperature = request.Temperature };
+        var options = new ChatOptions { MaxOutputTokens = request.MaxTokens, Temperature = request.Temperature };
         var started = Stopwatch.GetTimestamp();
+        long firstTokenAt = 0;
         var updates = 0;
         var index = 0;
         long bytes = 0;
@@ -124,7 +127,9 @@ internal sealed class GenerationRunner(
                 return (EndReasons.Cancelled, 0);
             }
 
-            await foreach (var update in client.GetStreamingResponseAsync(messages, options, linked.Token).WithCancellation(linked.Token))
+            // Retries and fallbacks happen in here, before the first token; after it, a failure is final.
+            await using var opened = await router.OpenAsync(id, candidates, messages, options, linked.Token);
+            await foreach (var update in opened.ReadAllAsync())
             {
                 finish = update.FinishReason ?? finish;
                 var text = update.Text;
@@ -136,7 +141,8 @@ internal sealed class GenerationRunner(
                 if (updates++ == 0)
                 {
                     firstToken.CancelAfter(Timeout.InfiniteTimeSpan);
-                    telemetry.RecordTimeToFirstToken(Stopwatch.GetElapsedTime(started));
+                    firstTokenAt = Stopwatch.GetTimestamp();
+                    telemetry.RecordTimeToFirstToken(Stopwatch.GetElapsedTime(started, firstTokenAt));
                 }
 
                 var rest = text.AsMemory();
@@ -168,6 +174,12 @@ internal sealed class GenerationRunner(
 
             return (finish == ChatFinishReason.Length ? EndReasons.Length : EndReasons.Stop, index);
         }
+        catch (ProvidersUnavailableException ex)
+        {
+            Log.ProvidersUnavailable(logger, id, request.Model);
+            await ReportErrorAsync(writer, ErrorCodes.ProviderUnavailable, "No model provider could serve the request.", retryable: ex.Transient);
+            return (EndReasons.Error, 0);
+        }
         catch (OperationCanceledException) when (linked.IsCancellationRequested)
         {
             if (cancelled.IsCancellationRequested || writer.CancelledInRedis.IsCancellationRequested)
@@ -177,7 +189,7 @@ internal sealed class GenerationRunner(
 
             if (firstToken.IsCancellationRequested && updates == 0)
             {
-                await writer.AppendErrorAsync(ErrorCodes.ProviderTimeout,
+                await ReportErrorAsync(writer, ErrorCodes.ProviderTimeout,
                     $"The provider sent no token within {limits.FirstTokenTimeout.TotalSeconds:0.###} s.", retryable: true);
                 return (EndReasons.Error, index);
             }
@@ -192,15 +204,23 @@ internal sealed class GenerationRunner(
                 return (null, 0);
             }
 
-            await writer.AppendErrorAsync(ErrorCodes.WorkerShutdown, "The worker shut down during generation; retry the request.", retryable: true);
+            await ReportErrorAsync(writer, ErrorCodes.WorkerShutdown, "The worker shut down during generation; retry the request.", retryable: true);
             return (EndReasons.Error, index);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException and not RedisException)
+        catch (Exception ex) when (ex is not RedisException)
         {
+            // Includes a client library's own timeout (an OperationCanceledException none of our tokens caused).
             // Provider details stay in the logs: clients get a stable code and a message that leaks nothing.
             Log.ProviderFailed(logger, ex, id);
-            await writer.AppendErrorAsync(ErrorCodes.ProviderError, "The model provider failed while generating.", retryable: updates == 0);
+            await ReportErrorAsync(writer, ErrorCodes.ProviderError, "The model provider failed while generating.", retryable: updates == 0);
             return (EndReasons.Error, index);
+        }
+        finally
+        {
+            if (updates > 1)
+            {
+                telemetry.RecordTimePerOutputToken(Stopwatch.GetElapsedTime(firstTokenAt) / (updates - 1));
+            }
         }
     }
 
@@ -208,7 +228,7 @@ internal sealed class GenerationRunner(
     /// A request taken over from a worker presumed dead: finished ones are only acknowledged, ones that sent
     /// tokens end with an error (their text cannot be continued), and ones that sent none run again.
     /// </summary>
-    private static async Task<string?> HandleClaimedAsync(IDatabase db, string id, StreamingOptions limits)
+    private async Task<string?> HandleClaimedAsync(IDatabase db, string id, StreamingOptions limits)
     {
         var last = await db.StreamRangeAsync(RedisKeys.Tokens(id), "-", "+", count: 1, messageOrder: Order.Descending);
         if (last.Length == 0)
@@ -231,11 +251,17 @@ internal sealed class GenerationRunner(
         await using var writer = new TokenStreamWriter(db, id, limits.MaxStreamEntries, limits.ResumeWindow);
         if (lastEvent != EventNames.Error)
         {
-            await writer.AppendErrorAsync(ErrorCodes.WorkerLost, "The worker running this request stopped; retry the request.", retryable: true);
+            await ReportErrorAsync(writer, ErrorCodes.WorkerLost, "The worker running this request stopped; retry the request.", retryable: true);
         }
 
         await writer.CompleteAsync(EndReasons.Error, 0);
         return EndReasons.Error;
+    }
+
+    private async Task ReportErrorAsync(TokenStreamWriter writer, string code, string message, bool retryable)
+    {
+        telemetry.Error(code);
+        await writer.AppendErrorAsync(code, message, retryable);
     }
 
     private static bool TryParse(StreamEntry entry, out string id, out InferenceRequest request)

@@ -1,0 +1,3 @@
+using VixAspire.LoadTest;
+
+return await LoadTestCommand.InvokeAsync(args);

@@ -1,0 +1,78 @@
+using System.Buffers;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using VixAspire.Contracts;
+using VixAspire.StreamApi.Inference;
+
+namespace VixAspire.StreamApi.WebSockets;
+
+/// <summary>A message from the client, before its payload is read.</summary>
+internal sealed class ClientMessage
+{
+    public const string RequestType = "inference.request";
+    public const string CancelType = "inference.cancel";
+
+    public string? Type { get; set; }
+
+    public string? RequestId { get; set; }
+
+    public string? StreamId { get; set; }
+
+    // Read in a second step, so a bad payload is answered on its request (error, then end) with its tag.
+    public JsonElement? Payload { get; set; }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(ClientMessage))]
+[JsonSerializable(typeof(InferenceRequestBody))]
+internal sealed partial class SocketJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// Outgoing messages: a stored envelope <c>{"type":...,"payload":...}</c> becomes
+/// <c>{"stream_id":...,"request_id":...,"type":...,"payload":...}</c> by writing a per-request prefix in front of
+/// the envelope's bytes after its opening brace; the envelope is never parsed.
+/// </summary>
+internal static class SocketFrames
+{
+    public static readonly ReadOnlyMemory<byte> Untagged = Prefix(null, null);
+
+    /// <summary><c>{"stream_id":...,"request_id":...,</c>, ready to take an envelope without its <c>{</c>.</summary>
+    public static byte[] Prefix(string? streamId, string? requestId)
+    {
+        var buffer = new ArrayBufferWriter<byte>(128);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            WriteStringOrNull(writer, "stream_id"u8, streamId);
+            WriteStringOrNull(writer, "request_id"u8, requestId);
+        }
+
+        buffer.Write(","u8);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Writes one message; false (nothing written) when the envelope is not a JSON object.</summary>
+    public static bool TryWrite(IBufferWriter<byte> buffer, ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> envelope)
+    {
+        if (envelope.Length < 2 || envelope[0] != (byte)'{' || envelope[^1] != (byte)'}')
+        {
+            return false;
+        }
+
+        buffer.Write(prefix);
+        buffer.Write(envelope[1..]);
+        return true;
+    }
+
+    private static void WriteStringOrNull(Utf8JsonWriter writer, ReadOnlySpan<byte> name, string? value)
+    {
+        if (value is null)
+        {
+            writer.WriteNull(name);
+        }
+        else
+        {
+            writer.WriteString(name, Envelopes.Sanitize(value));
+        }
+    }
+}

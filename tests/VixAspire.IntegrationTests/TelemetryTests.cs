@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+using VixAspire.TestSupport;
+
+namespace VixAspire.IntegrationTests;
+
+/// <summary>Meter listeners are process-wide: this class runs alone, so the histograms count only its streams.</summary>
+[CollectionDefinition(nameof(RunsAlone), DisableParallelization = true)]
+public sealed class RunsAlone;
+
+/// <summary>
+/// Traces and metrics as OpenTelemetry's in-memory exporter receives them: one trace from the gateway through
+/// the API and the Redis hand-off into the worker, and a time-to-first-token value for every stream.
+/// </summary>
+[Collection(nameof(RunsAlone))]
+public sealed class TelemetryTests(TelemetryTests.Fixture fixture) : IClassFixture<TelemetryTests.Fixture>
+{
+    public sealed class Fixture : IAsyncLifetime
+    {
+        public RedisServer Redis { get; } = new();
+
+        public RunningServices Services { get; private set; } = null!;
+
+        public List<Activity> ApiSpans { get; } = [];
+
+        public List<Activity> WorkerSpans { get; } = [];
+
+        public List<Metric> ApiMetrics { get; } = [];
+
+        public List<Metric> WorkerMetrics { get; } = [];
+
+        public async ValueTask InitializeAsync()
+        {
+            await Redis.InitializeAsync();
+            Services = await RunningServices.StartAsync(Redis, new Dictionary<string, string?>
+            {
+                ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00.010",
+                ["Providers:Synthetic:TokenDelay"] = "00:00:00.002",
+            },
+            workerServices: s => s.AddOpenTelemetry().WithTracing(t => t.AddInMemoryExporter(WorkerSpans)).WithMetrics(m => m.AddInMemoryExporter(WorkerMetrics)),
+            apiServices: s => s.AddOpenTelemetry().WithTracing(t => t.AddInMemoryExporter(ApiSpans)).WithMetrics(m => m.AddInMemoryExporter(ApiMetrics)));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Services.DisposeAsync();
+            await Redis.DisposeAsync();
+        }
+    }
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task OneTraceSpansTheGatewayTheApiTheRedisHandOffAndTheWorker()
+    {
+        var apiSpanStopped = new TaskCompletionSource<Activity>(TaskCreationOptions.RunContinuationsAsynchronously);
+        string? id = null;
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name == "Microsoft.AspNetCore",
+            ActivityStopped = a =>
+            {
+                if (id is not null && a.GetTagItem("vix.request.id") as string == id)
+                {
+                    apiSpanStopped.TrySetResult(a);
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        using var client = fixture.Services.CreateClient();
+        using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "trace me", max_tokens = 4 }), Ct);
+        id = response.Headers.Location!.OriginalString["/infer/stream/".Length..];
+        await response.ReadAllEventsAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        var apiSpan = await apiSpanStopped.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        fixture.Services.Workers[0].Services.GetRequiredService<TracerProvider>().ForceFlush();
+
+        Activity[] worker;
+        lock (fixture.WorkerSpans)
+        {
+            worker = [.. fixture.WorkerSpans.Where(a => a.Source.Name == "VixAspire.Worker" && a.GetTagItem("vix.request.id") as string == id)];
+        }
+
+        var generate = Assert.Single(worker);
+        Assert.Equal(apiSpan.TraceId, generate.TraceId);
+        // The worker's parent is the API's request span, carried in the queue entry's traceparent, not inherited in-process.
+        Assert.Equal(apiSpan.SpanId, generate.ParentSpanId);
+        Assert.NotEqual(default, apiSpan.ParentSpanId);
+        Assert.Equal(["vix.queued", "gen_ai.first_token_sent", "vix.end_sent"], apiSpan.Events.Select(e => e.Name));
+        Assert.Equal(["vix.picked_up", "gen_ai.first_token", "vix.end"], generate.Events.Select(e => e.Name));
+        Assert.Equal("length", generate.Events.Last().Tags.Single(t => t.Key == "vix.end_reason").Value);
+        Assert.Equal(ActivityKind.Consumer, generate.Kind);
+    }
+
+    [Fact]
+    public async Task EveryStreamRecordsOneTimeToFirstTokenAtTheEdgeAndInTheWorker()
+    {
+        var apiBefore = HistogramCount(fixture.Services.Api.Services, fixture.ApiMetrics, "gen_ai.server.time_to_first_token");
+        var workerBefore = HistogramCount(fixture.Services.Workers[0].Services, fixture.WorkerMetrics, "vix.worker.time_to_first_token");
+
+        using var client = fixture.Services.CreateClient();
+        for (var i = 0; i < 5; i++)
+        {
+            using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = $"measure {i}", max_tokens = 3 }), Ct);
+            await response.ReadAllEventsAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        }
+
+        Assert.Equal(apiBefore + 5, HistogramCount(fixture.Services.Api.Services, fixture.ApiMetrics, "gen_ai.server.time_to_first_token"));
+        Assert.Equal(workerBefore + 5, HistogramCount(fixture.Services.Workers[0].Services, fixture.WorkerMetrics, "vix.worker.time_to_first_token"));
+    }
+
+    /// <summary>Flushes the host's meter provider into its in-memory exporter and reads the latest cumulative count.</summary>
+    private static long HistogramCount(IServiceProvider services, List<Metric> exported, string name)
+    {
+        lock (exported)
+        {
+            exported.Clear();
+        }
+
+        services.GetRequiredService<MeterProvider>().ForceFlush();
+        lock (exported)
+        {
+            long count = 0;
+            foreach (var metric in exported.Where(m => m.Name == name))
+            {
+                foreach (ref readonly var point in metric.GetMetricPoints())
+                {
+                    count += point.GetHistogramCount();
+                }
+            }
+
+            return count;
+        }
+    }
+}
