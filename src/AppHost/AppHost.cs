@@ -11,15 +11,18 @@ if (!RedisHosting.TryAddRedis(builder, "redis", out var redis, out var problem))
 
 var streamApi = builder.AddProject<Projects.StreamApi>("streamapi")
     .WithReference(redis).WaitFor(redis)
+    .WithServiceSettings(builder.Configuration, "All")
     .WithServiceSettings(builder.Configuration, "StreamApi");
 
 builder.AddProject<Projects.Worker>("worker")
     .WithReference(redis).WaitFor(redis)
+    .WithServiceSettings(builder.Configuration, "All")
     .WithServiceSettings(builder.Configuration, "Worker")
     .WithReplicas(builder.Configuration.GetValue("Worker:Replicas", 1));
 
 var gateway = builder.AddProject<Projects.Gateway>("gateway")
     .WithReference(streamApi).WaitFor(streamApi)
+    .WithServiceSettings(builder.Configuration, "All")
     .WithServiceSettings(builder.Configuration, "Gateway")
     .WithEndpoint("http", endpoint => endpoint.Port = GatewayPort(builder.Configuration))
     .WithExternalHttpEndpoints();

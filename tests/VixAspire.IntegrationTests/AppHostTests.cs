@@ -23,7 +23,8 @@ public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<A
             using var startup = new CancellationTokenSource(TimeSpan.FromMinutes(3));
             // Port 0: beside a running AppHost (on 8080) or another test run, the gateway takes any free port.
             var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
-                ["Gateway:Port=0", "Services:Worker:Providers:Synthetic:TokenDelay=00:00:00.010"], startup.Token);
+                ["Gateway:Port=0", "Services:Worker:Providers:Synthetic:TokenDelay=00:00:00.010",
+                 "Services:All:Inference:Models:house-model:Provider=synthetic"], startup.Token);
             builder.Services.ConfigureHttpClientDefaults(http => http.ConfigureHttpClient(c => c.Timeout = TimeSpan.FromSeconds(60)));
             App = await builder.BuildAsync(startup.Token);
             await App.StartAsync(startup.Token);
@@ -59,6 +60,21 @@ public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<A
         Assert.Equal(["start", .. Enumerable.Repeat("token", 8), "end"], events.Select(e => e.EventType));
         Assert.Equal("length", events.EndReason());
         Assert.Equal(8, events.Text().Split(' ').Length);
+    }
+
+    [Fact]
+    public async Task AModelRoutedInTheAppHostsSharedSettingsIsKnownToTheApiAndServedByTheWorker()
+    {
+        using var client = fixture.App.CreateHttpClient("gateway");
+
+        var models = await client.GetStringAsync("/v1/models", Ct);
+        using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "alias", model = "house-model", max_tokens = 3 }), Ct);
+        var events = await response.ReadAllEventsAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+
+        Assert.Contains("\"house-model\"", models);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("house-model", events[0].Payload.GetProperty("model").GetString());
+        Assert.Equal("length", events.EndReason());
     }
 
     [Fact]
