@@ -16,26 +16,15 @@ namespace VixAspire.StreamApi.Tests;
 /// </summary>
 public sealed class StreamApiTests(StreamApiTests.Fixture fixture) : IClassFixture<StreamApiTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        public RedisServer Redis { get; } = new();
-
-        public RunningServices Services { get; private set; } = null!;
-
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await Redis.InitializeAsync();
-            Services = await RunningServices.StartAsync(Redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Streaming:HeartbeatInterval"] = "00:00:00.300",
                 ["Streaming:MaxRequestBodyBytes"] = "4096",
             }, workers: 0, gateway: false);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Services.DisposeAsync();
-            await Redis.DisposeAsync();
         }
     }
 

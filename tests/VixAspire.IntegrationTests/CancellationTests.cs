@@ -14,28 +14,17 @@ namespace VixAspire.IntegrationTests;
 /// </summary>
 public sealed class CancellationTests(CancellationTests.Fixture fixture) : IClassFixture<CancellationTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        public RedisServer Redis { get; } = new();
-
-        public RunningServices Services { get; private set; } = null!;
-
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await Redis.InitializeAsync();
-            Services = await RunningServices.StartAsync(Redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
                 ["Providers:Synthetic:TokenDelay"] = "00:00:00.020",
                 ["Streaming:DisconnectGrace"] = "00:00:00.500",
                 ["Streaming:MaxConcurrentStreamsPerClient"] = "2",
             });
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Services.DisposeAsync();
-            await Redis.DisposeAsync();
         }
     }
 

@@ -16,30 +16,19 @@ namespace VixAspire.IntegrationTests;
 /// </summary>
 public sealed class OpenAiApiTests(OpenAiApiTests.Fixture fixture) : IClassFixture<OpenAiApiTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        public RedisServer Redis { get; } = new();
-
-        public RunningServices Services { get; private set; } = null!;
-
         public OpenAIClient OpenAi { get; private set; } = null!;
 
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await Redis.InitializeAsync();
-            Services = await RunningServices.StartAsync(Redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
                 ["Providers:Synthetic:TokenDelay"] = "00:00:00.010",
                 ["Streaming:DisconnectGrace"] = "00:00:00.300",
             });
             OpenAi = new OpenAIClient(new ApiKeyCredential("not-needed"), new OpenAIClientOptions { Endpoint = new Uri(Services.GatewayAddress!, "/v1") });
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Services.DisposeAsync();
-            await Redis.DisposeAsync();
         }
     }
 

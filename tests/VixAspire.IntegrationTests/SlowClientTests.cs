@@ -10,26 +10,15 @@ namespace VixAspire.IntegrationTests;
 /// </summary>
 public sealed class SlowClientTests(SlowClientTests.Fixture fixture) : IClassFixture<SlowClientTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        public RedisServer Redis { get; } = new();
-
-        public RunningServices Services { get; private set; } = null!;
-
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await Redis.InitializeAsync();
-            Services = await RunningServices.StartAsync(Redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Inference:Models:chunky:Provider"] = ChunkyChatClient.Name,
                 ["Streaming:MaxStreamBytes"] = "67108864",
             }, workerServices: ChunkyChatClient.Register);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Services.DisposeAsync();
-            await Redis.DisposeAsync();
         }
     }
 

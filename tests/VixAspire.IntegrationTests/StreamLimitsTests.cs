@@ -13,16 +13,11 @@ namespace VixAspire.IntegrationTests;
 /// </summary>
 public sealed class StreamLimitsTests(StreamLimitsTests.Fixture fixture) : IClassFixture<StreamLimitsTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        public RedisServer Redis { get; } = new();
-
-        public RunningServices Services { get; private set; } = null!;
-
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await Redis.InitializeAsync();
-            Services = await RunningServices.StartAsync(Redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Inference:Models:chunky:Provider"] = ChunkyChatClient.Name,
                 ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
@@ -34,12 +29,6 @@ public sealed class StreamLimitsTests(StreamLimitsTests.Fixture fixture) : IClas
                 ["Streaming:ResumeWindow"] = "00:00:01",
                 ["Streaming:MaxStreamEntries"] = "100",
             }, workerServices: ChunkyChatClient.Register);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Services.DisposeAsync();
-            await Redis.DisposeAsync();
         }
     }
 

@@ -18,12 +18,8 @@ public sealed class RunsAlone;
 [Collection(nameof(RunsAlone))]
 public sealed class TelemetryTests(TelemetryTests.Fixture fixture) : IClassFixture<TelemetryTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        public RedisServer Redis { get; } = new();
-
-        public RunningServices Services { get; private set; } = null!;
-
         public List<Activity> ApiSpans { get; } = [];
 
         public List<Activity> WorkerSpans { get; } = [];
@@ -32,22 +28,15 @@ public sealed class TelemetryTests(TelemetryTests.Fixture fixture) : IClassFixtu
 
         public List<Metric> WorkerMetrics { get; } = [];
 
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await Redis.InitializeAsync();
-            Services = await RunningServices.StartAsync(Redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00.010",
                 ["Providers:Synthetic:TokenDelay"] = "00:00:00.002",
             },
             workerServices: s => s.AddOpenTelemetry().WithTracing(t => t.AddInMemoryExporter(WorkerSpans)).WithMetrics(m => m.AddInMemoryExporter(WorkerMetrics)),
             apiServices: s => s.AddOpenTelemetry().WithTracing(t => t.AddInMemoryExporter(ApiSpans)).WithMetrics(m => m.AddInMemoryExporter(ApiMetrics)));
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Services.DisposeAsync();
-            await Redis.DisposeAsync();
         }
     }
 

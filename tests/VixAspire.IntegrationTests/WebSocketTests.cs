@@ -19,18 +19,13 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture) : IClassFixtu
 {
     private const int MaxMessageBytes = 4096;
 
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        public RedisServer Redis { get; } = new();
-
-        public RunningServices Services { get; private set; } = null!;
-
         public Uri SocketAddress { get; private set; } = null!;
 
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await Redis.InitializeAsync();
-            Services = await RunningServices.StartAsync(Redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
                 ["Providers:Synthetic:TokenDelay"] = "00:00:00.020",
@@ -40,12 +35,6 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture) : IClassFixtu
                 ["Streaming:MaxConcurrentStreamsPerClient"] = "3",
             });
             SocketAddress = new UriBuilder(Services.GatewayAddress!) { Scheme = "ws", Path = "/infer/ws" }.Uri;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Services.DisposeAsync();
-            await Redis.DisposeAsync();
         }
     }
 

@@ -10,16 +10,11 @@ namespace VixAspire.Worker.Tests;
 /// <summary>Two workers and a real redis-server: the consumer group, the token stream, the end of every stream.</summary>
 public sealed class RequestConsumerTests(RequestConsumerTests.Fixture fixture) : IClassFixture<RequestConsumerTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        public RedisServer Redis { get; } = new();
-
-        public RunningServices Services { get; private set; } = null!;
-
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await Redis.InitializeAsync();
-            Services = await RunningServices.StartAsync(Redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
                 ["Providers:Synthetic:TokenDelay"] = "00:00:00",
@@ -28,12 +23,6 @@ public sealed class RequestConsumerTests(RequestConsumerTests.Fixture fixture) :
                 ["Worker:ClaimIdleTime"] = "00:00:01",
                 ["Worker:ClaimInterval"] = "00:00:00.200",
             }, workers: 2, gateway: false);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Services.DisposeAsync();
-            await Redis.DisposeAsync();
         }
     }
 
