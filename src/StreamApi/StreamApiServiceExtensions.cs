@@ -13,7 +13,7 @@ public static class StreamApiServiceExtensions
     /// <summary>Everything the API needs besides the service defaults: Redis, options, the queue and the tailer.</summary>
     public static TBuilder AddStreamApiServices<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
-        builder.AddRedisClient("redis");
+        builder.AddRedisClient("redis", settings => settings.DisableTracing |= !TelemetrySources.RedisCommandSpans(builder.Configuration));
 
         builder.Services.AddOptions<StreamingOptions>()
             .BindConfiguration(StreamingOptions.SectionName)

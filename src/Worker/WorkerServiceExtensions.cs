@@ -12,7 +12,7 @@ public static class WorkerServiceExtensions
     /// <summary>Redis, options, the providers of the routing table (synthetic and OpenAI-compatible) and the queue consumer.</summary>
     public static TBuilder AddWorkerServices<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
-        builder.AddRedisClient("redis");
+        builder.AddRedisClient("redis", settings => settings.DisableTracing |= !TelemetrySources.RedisCommandSpans(builder.Configuration));
 
         AddValidatedOptions<StreamingOptions>(builder.Services, StreamingOptions.SectionName);
         AddValidatedOptions<ModelCatalogOptions>(builder.Services, ModelCatalogOptions.SectionName);

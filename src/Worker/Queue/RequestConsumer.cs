@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -163,6 +164,8 @@ internal sealed class RequestConsumer(
         try
         {
             await Task.Yield();
+            // Not a child of whatever the consumer loop ran under: the trace continues from the request's traceparent.
+            Activity.Current = null;
             await runner.RunAsync(entry, claimed, stoppingToken);
         }
         finally
