@@ -33,19 +33,13 @@ public static partial class InferenceApi
 
         var client = ClientIdentity.Of(context);
         var started = await starter.StartAsync(read.Request!, client, cancellationToken);
-        switch (started.Outcome)
+        if (started.Refusal is { } refused)
         {
-            case StreamStarter.Outcome.TooManyStreams:
-                context.Response.Headers.RetryAfter = "1";
-                return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many concurrent streams",
-                    detail: "This client has as many streams open as it may (Streaming:MaxConcurrentStreamsPerClient); retry when one ends.");
-            case StreamStarter.Outcome.QueueFull:
-                context.Response.Headers.RetryAfter = "1";
-                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Queue full",
-                    detail: "More requests are waiting for a worker than the queue holds (Streaming:MaxQueueLength); retry shortly.");
-            default:
-                return new SseStreamResult(started.Id, AfterId: null, startedAt, client);
+            context.Response.Headers.RetryAfter = StreamStarter.RetryAfterSeconds;
+            return refused.ToProblem();
         }
+
+        return new SseStreamResult(started.Id, AfterId: null, startedAt, client);
     }
 
     internal static async Task<IResult> AttachAsync(

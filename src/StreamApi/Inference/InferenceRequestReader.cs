@@ -161,6 +161,9 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
 /// <summary>A client mistake, described once and rendered by each front end in its own error format.</summary>
 internal sealed record RequestFault(int Status, string Title, string Detail, string Code, IDictionary<string, string[]>? Errors = null)
 {
+    /// <summary>Refusals for load (429, 5xx) are worth retrying; mistakes in the request are not.</summary>
+    public bool Retryable => Status is StatusCodes.Status429TooManyRequests or >= 500;
+
     public IResult ToProblem() => Errors is null
         ? TypedResults.Problem(detail: Detail, statusCode: Status, title: Title)
         : TypedResults.ValidationProblem(Errors, detail: Detail, title: Title);

@@ -191,7 +191,8 @@ internal sealed class ChatCompletionResponder(StreamSessions sessions, ILogger<C
 
             if (content is not null)
             {
-                json.WriteString("content"u8, Envelopes.Sanitize(content));
+                // Decoded from an envelope the worker already sanitised: valid UTF-16, nothing to repair per token.
+                json.WriteString("content"u8, content);
             }
 
             json.WriteEndObject();

@@ -57,18 +57,14 @@ public static class OpenAiApi
 
         var client = ClientIdentity.Of(context);
         var started = await starter.StartAsync(read.Request!, client, cancellationToken);
-        switch (started.Outcome)
+        if (started.Refusal is { } refused)
         {
-            case StreamStarter.Outcome.TooManyStreams:
-                context.Response.Headers.RetryAfter = "1";
-                return Error(StatusCodes.Status429TooManyRequests, "Too many concurrent streams from this client; retry when one ends.", "rate_limit_exceeded");
-            case StreamStarter.Outcome.QueueFull:
-                context.Response.Headers.RetryAfter = "1";
-                return Error(StatusCodes.Status503ServiceUnavailable, "The queue is full; retry shortly.", "queue_full");
-            default:
-                return new ChatCompletionResult(started.Id, read.Request!.Model, body.Stream == true,
-                    body.Stream == true && body.StreamOptions?.IncludeUsage == true, client);
+            context.Response.Headers.RetryAfter = StreamStarter.RetryAfterSeconds;
+            return Error(refused);
         }
+
+        return new ChatCompletionResult(started.Id, read.Request!.Model, body.Stream == true,
+            body.Stream == true && body.StreamOptions?.IncludeUsage == true, client);
     }
 
     internal static IResult ListModels(IOptionsMonitor<ModelCatalogOptions> catalog) =>

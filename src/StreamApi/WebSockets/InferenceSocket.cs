@@ -2,8 +2,6 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using VixAspire.Contracts;
@@ -202,10 +200,9 @@ internal sealed class InferenceSocket : IDisposable
         }
 
         var read = _owner.Reader.Validate(body!);
-        if (read.Problem is { } problem)
+        if (read.Fault is { } fault)
         {
-            var (code, detail) = Describe(problem);
-            await RefuseAsync(message.RequestId, code, detail, retryable: false);
+            await RefuseAsync(message.RequestId, fault);
             return;
         }
 
@@ -227,16 +224,10 @@ internal sealed class InferenceSocket : IDisposable
         try
         {
             var started = await _owner.Starter.StartAsync(inference, _client, cancellationToken);
-            switch (started.Outcome)
+            if (started.Refusal is { } refused)
             {
-                case StreamStarter.Outcome.TooManyStreams:
-                    await RefuseAsync(request.RequestId, "too_many_streams",
-                        "This client has as many streams open as it may (Streaming:MaxConcurrentStreamsPerClient); retry when one ends.", retryable: true);
-                    return;
-                case StreamStarter.Outcome.QueueFull:
-                    await RefuseAsync(request.RequestId, "queue_full",
-                        "More requests are waiting for a worker than the queue holds (Streaming:MaxQueueLength); retry shortly.", retryable: true);
-                    return;
+                await RefuseAsync(request.RequestId, refused);
+                return;
             }
 
             await using var session = await _owner.Sessions.OpenAsync(started.Id, _client);
@@ -366,6 +357,8 @@ internal sealed class InferenceSocket : IDisposable
         }
     }
 
+    private Task<bool> RefuseAsync(string? requestId, RequestFault fault) => RefuseAsync(requestId, fault.Code, fault.Detail, fault.Retryable);
+
     /// <summary>A request refused before it runs: error then end, with no stream id.</summary>
     private Task<bool> RefuseAsync(string? requestId, string code, string message, bool retryable) =>
         SendAsync(SocketFrames.Prefix(null, requestId), Envelopes.Error(code, message, retryable), Envelopes.End(EndReasons.Error, 0));
@@ -375,13 +368,6 @@ internal sealed class InferenceSocket : IDisposable
         Log.WebSocketMessageRejected(Logger, message);
         return SendAsync(requestId is null ? SocketFrames.Untagged : SocketFrames.Prefix(null, requestId),
             Envelopes.Error("invalid_message", message, retryable: false));
-    }
-
-    private static (string Code, string Message) Describe(IResult problem)
-    {
-        var details = (problem as IValueHttpResult)?.Value as ProblemDetails;
-        var code = (problem as IStatusCodeHttpResult)?.StatusCode == StatusCodes.Status404NotFound ? "model_not_found" : "invalid_request";
-        return (code, details?.Detail ?? details?.Title ?? "The request is invalid.");
     }
 
     /// <summary>Sends one request's messages in order, in one turn at the socket; false once the socket is closed or broken.</summary>
