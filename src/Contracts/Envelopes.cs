@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace VixAspire.Contracts;
 
 /// <summary>
-/// Writes the typed JSON envelopes of DESIGN.md's Events table as UTF-8 bytes. The worker builds each
+/// Writes the typed JSON envelopes (the README's Events table) as UTF-8 bytes. The worker builds each
 /// envelope once and stores it in the token stream, so the API copies bytes to the client without
 /// parsing them. JSON escaping is what keeps any token text inside one SSE <c>data:</c> line.
 /// </summary>

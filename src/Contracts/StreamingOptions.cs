@@ -2,7 +2,7 @@ using System.ComponentModel.DataAnnotations;
 
 namespace VixAspire.Contracts;
 
-/// <summary>Limits of DESIGN.md, shared by the API (which enforces them at the edge) and the worker.</summary>
+/// <summary>Limits of the public contract (the README lists their defaults), shared by the API (which enforces them at the edge) and the worker.</summary>
 public sealed class StreamingOptions
 {
     public const string SectionName = "Streaming";

@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace VixAspire.LoadTest;
 
 /// <summary>
-/// Reads one SSE response with the framework's parser and checks it against the contract in DESIGN.md:
+/// Reads one SSE response with the framework's parser and checks it against the event contract (README, "Events"):
 /// <c>start</c> first, token indices contiguous from 0, an <c>error</c> always followed by <c>end</c>, <c>end</c>
 /// last and its <c>output_tokens</c> equal to the tokens seen. Times are taken as each event is parsed, which
 /// is when a client could show it.

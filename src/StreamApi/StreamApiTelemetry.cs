@@ -11,8 +11,6 @@ internal sealed class StreamApiTelemetry
 {
     public static readonly ActivitySource Source = new(TelemetrySources.StreamApi);
 
-    private static readonly double[] LatencyBuckets = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 15];
-
     private readonly Histogram<double> _timeToFirstToken;
     private readonly UpDownCounter<long> _activeStreams;
     private readonly Counter<long> _cancellations;
@@ -24,7 +22,7 @@ internal sealed class StreamApiTelemetry
         _timeToFirstToken = meter.CreateHistogram<double>(
             "gen_ai.server.time_to_first_token", unit: "s",
             description: "Time from the request reaching the API to its first token being written to the client.",
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = TelemetrySources.LatencyBuckets });
         _activeStreams = meter.CreateUpDownCounter<long>("vix.streams.active", unit: "{client}",
             description: "Clients following a stream on this replica (SSE, OpenAI-compatible and WebSocket).");
         _cancellations = meter.CreateCounter<long>("vix.cancellations", unit: "{stream}",

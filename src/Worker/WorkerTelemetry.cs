@@ -23,7 +23,7 @@ internal sealed class WorkerTelemetry
         _timeToFirstToken = meter.CreateHistogram<double>(
             "vix.worker.time_to_first_token", unit: "s",
             description: "Time from a worker picking a request up to the provider's first token.",
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 15] });
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = TelemetrySources.LatencyBuckets });
         _timePerOutputToken = meter.CreateHistogram<double>(
             "gen_ai.server.time_per_output_token", unit: "s",
             description: "Time between output tokens after the first, per generation.",

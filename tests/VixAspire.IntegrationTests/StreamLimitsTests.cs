@@ -7,7 +7,7 @@ using VixAspire.TestSupport;
 namespace VixAspire.IntegrationTests;
 
 /// <summary>
-/// The limits of DESIGN.md, made small so they are reached quickly: a 2,500-byte stream cap, 256-byte token
+/// The limits of the contract, made small so they are reached quickly: a 2,500-byte stream cap, 256-byte token
 /// events, a 1 s maximum duration, a 0.5 s first-token timeout, a 1 s resume window and 100-entry streams.
 /// Every request goes through the real gateway.
 /// </summary>

@@ -6,7 +6,7 @@ using VixAspire.StreamApi.Inference;
 namespace VixAspire.StreamApi.WebSockets;
 
 /// <summary>
-/// Maps <c>GET /infer/ws</c>: the typed envelopes of DESIGN.md as WebSocket text messages, several requests on
+/// Maps <c>GET /infer/ws</c>: the typed envelopes of the SSE endpoints as WebSocket text messages, several requests on
 /// one socket.
 /// </summary>
 /// <remarks>
