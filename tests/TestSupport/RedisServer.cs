@@ -26,53 +26,28 @@ public sealed class RedisServer : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var executable = Environment.GetEnvironmentVariable("REDIS_SERVER") ?? "redis-server";
         for (var attempt = 0; ; attempt++)
         {
             Port = FreePort();
-            var workingDirectory = Directory.CreateTempSubdirectory("vix-test-redis-").FullName;
-            var start = new ProcessStartInfo(executable)
-            {
-                ArgumentList = { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workingDirectory, "--notify-keyspace-events", "Kgtx" },
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
             try
             {
-                _process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start.");
-            }
-            catch (System.ComponentModel.Win32Exception ex)
-            {
-                throw new InvalidOperationException("redis-server is not installed: run 'apt-get install -y redis-server' (or set REDIS_SERVER).", ex);
-            }
-
-            try
-            {
-                await WaitUntilReadyAsync(_process).WaitAsync(TimeSpan.FromSeconds(10));
+                await LaunchAsync();
             }
             catch (InvalidOperationException) when (attempt < 3)
             {
                 // Another process took the port between probe and bind: try another one.
-                _process.Dispose();
                 continue;
             }
 
-            // Keep draining redis-server's log so it never blocks on a full pipe.
-            _drain = _process.StandardOutput.ReadToEndAsync();
             var config = new ConfigurationOptions { EndPoints = { { IPAddress.Loopback, Port } }, AbortOnConnectFail = true, AllowAdmin = true };
             _connection = await ConnectionMultiplexer.ConnectAsync(config);
             return;
         }
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Kills the server (SIGKILL): from now until <see cref="StartAgainAsync"/>, Redis is unreachable.</summary>
+    public async Task KillAsync()
     {
-        if (_connection is not null)
-        {
-            await _connection.DisposeAsync();
-        }
-
         if (_process is { HasExited: false })
         {
             _process.Kill();
@@ -85,6 +60,76 @@ public sealed class RedisServer : IAsyncLifetime
         }
 
         _process?.Dispose();
+        _process = null;
+    }
+
+    /// <summary>Starts a new, empty server on the same port, as a Redis restart without persistence leaves it.</summary>
+    public async Task StartAgainAsync()
+    {
+        // The port was ours a moment ago; a few tries cover the kernel releasing it.
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await LaunchAsync();
+                return;
+            }
+            catch (InvalidOperationException) when (attempt < 20)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    private async Task LaunchAsync()
+    {
+        var executable = Environment.GetEnvironmentVariable("REDIS_SERVER") ?? "redis-server";
+        var workingDirectory = Directory.CreateTempSubdirectory("vix-test-redis-").FullName;
+        var start = new ProcessStartInfo(executable)
+        {
+            ArgumentList = { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workingDirectory, "--notify-keyspace-events", "Kgtx" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        Process process;
+        try
+        {
+            process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start.");
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new InvalidOperationException("redis-server is not installed: run 'apt-get install -y redis-server' (or set REDIS_SERVER).", ex);
+        }
+
+        try
+        {
+            await WaitUntilReadyAsync(process).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+
+            process.Dispose();
+            throw;
+        }
+
+        _process = process;
+        // Keep draining redis-server's log so it never blocks on a full pipe.
+        _drain = process.StandardOutput.ReadToEndAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync();
+        }
+
+        await KillAsync();
     }
 
     /// <summary>Reads the server's log until it says it accepts connections (or it exits, failing to bind).</summary>
