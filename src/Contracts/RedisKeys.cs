@@ -26,10 +26,19 @@ public static class RedisKeys
     public static RedisKey Cancelled(string id) => $"vix:{{{id}}}:cancelled";
 
     /// <summary>
-    /// Clients of the stream across all API replicas: field <c>attached</c> (how many now) and <c>epoch</c>
-    /// (bumped by every attach), so a disconnect-grace check can tell whether anyone came back meanwhile.
+    /// Clients of the stream across all API replicas: a sorted set of attach leases scored by expiry (see
+    /// <see cref="AttachLeases"/>).
     /// </summary>
     public static RedisKey Clients(string id) => $"vix:{{{id}}}:clients";
+
+    /// <summary>When the stream's last client left (Unix ms), for the disconnect grace.</summary>
+    public static RedisKey Left(string id) => $"vix:{{{id}}}:left";
+
+    /// <summary>
+    /// The fence of the stream's writer: field <c>o</c>, the generation that may append (empty once the stream
+    /// ended), and <c>s</c>, the last batch it applied, so a retried batch is not appended twice.
+    /// </summary>
+    public static RedisKey Writer(string id) => $"vix:{{{id}}}:writer";
 
     /// <summary>Streams a client (API key or address) has open now, for the per-client concurrency limit.</summary>
     public static RedisKey ClientStreams(string client) => $"vix:client:{{{client}}}:streams";
