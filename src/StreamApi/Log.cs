@@ -17,6 +17,12 @@ internal static partial class Log
     [LoggerMessage(5, LogLevel.Warning, "Attach bookkeeping of stream {StreamId} failed")]
     public static partial void AttachFailed(ILogger logger, Exception exception, string streamId);
 
+    [LoggerMessage(7, LogLevel.Warning, "Detach bookkeeping of stream {StreamId} failed")]
+    public static partial void DetachFailed(ILogger logger, Exception exception, string streamId);
+
+    [LoggerMessage(8, LogLevel.Warning, "Releasing the client's slot for stream {StreamId} failed")]
+    public static partial void SlotReleaseFailed(ILogger logger, Exception exception, string streamId);
+
     [LoggerMessage(20, LogLevel.Debug, "WebSocket closed by the client with status {Status}")]
     public static partial void WebSocketClosed(ILogger logger, int? status);
 
@@ -34,6 +40,9 @@ internal static partial class Log
 
     [LoggerMessage(25, LogLevel.Warning, "Cancelling stream {StreamId} from a WebSocket failed")]
     public static partial void WebSocketCancelFailed(ILogger logger, Exception exception, string streamId);
+
+    [LoggerMessage(26, LogLevel.Error, "WebSocket request on stream {StreamId} failed")]
+    public static partial void WebSocketRequestFailed(ILogger logger, Exception exception, string? streamId);
 
     [LoggerMessage(6, LogLevel.Debug, "Sampling the request queue failed")]
     public static partial void QueueSampleFailed(ILogger logger, Exception exception);

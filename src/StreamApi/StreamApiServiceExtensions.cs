@@ -29,10 +29,8 @@ public static class StreamApiServiceExtensions
         builder.Services.AddSingleton<RequestQueue>();
         builder.Services.AddSingleton<TokenStreamTailer>();
         builder.Services.AddSingleton<StreamControl>();
-        builder.Services.AddSingleton<SseStreamResponder>();
         builder.Services.AddSingleton<StreamStarter>();
-        builder.Services.AddSingleton<StreamSessions>();
-        builder.Services.AddSingleton<ChatCompletionResponder>();
+        builder.Services.AddSingleton<StreamFollower>();
         builder.Services.AddHostedService<QueueSampler>();
         builder.Services.AddSingleton<DisconnectGraceWatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DisconnectGraceWatcher>());
@@ -40,7 +38,6 @@ public static class StreamApiServiceExtensions
         // Behind the gateway the client's address arrives in X-Forwarded-For; loopback proxies are trusted by default.
         builder.Services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto);
         builder.Services.AddSingleton<InferenceRequestReader>();
-        builder.Services.AddSingleton<InferenceSockets>();
         return builder;
     }
 
@@ -52,8 +49,7 @@ public static class StreamApiServiceExtensions
         // Keep-alive is set per socket from Streaming:HeartbeatInterval (see InferenceWebSocketApi).
         app.UseWebSockets();
         app.MapDefaultEndpoints();
-        app.MapInferenceApi();
-        app.MapInferenceWebSocket();
+        app.MapInferenceApi().MapInferenceWebSocket();
         app.MapOpenAiApi();
         return app;
     }

@@ -29,15 +29,11 @@ internal sealed class StreamApiTelemetry
             description: "Generations cancelled, by source (delete, disconnect).");
         _refusals = meter.CreateCounter<long>("vix.requests.refused", unit: "{request}",
             description: "Requests refused before a stream started, by reason (too_many_streams, queue_full).");
-        QueueDepth = meter.CreateObservableGauge("vix.queue.depth", () => QueueSample.Depth, unit: "{request}",
+        meter.CreateObservableGauge("vix.queue.depth", () => QueueSample.Depth, unit: "{request}",
             description: "Requests in the queue: waiting for a worker or running.");
-        QueuePending = meter.CreateObservableGauge("vix.queue.pending", () => QueueSample.Pending, unit: "{request}",
+        meter.CreateObservableGauge("vix.queue.pending", () => QueueSample.Pending, unit: "{request}",
             description: "Requests delivered to a worker and not yet acknowledged.");
     }
-
-    public ObservableGauge<long> QueueDepth { get; }
-
-    public ObservableGauge<long> QueuePending { get; }
 
     /// <summary>The last queue sample (refreshed in the background, so collecting metrics never waits on Redis).</summary>
     public (long Depth, long Pending) QueueSample { get; set; }

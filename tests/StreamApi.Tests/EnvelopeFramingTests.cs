@@ -48,8 +48,12 @@ public class EnvelopeFramingTests
     {
         var pipe = new Pipe();
         var entry = new StreamEntry("1-0", [new(StreamFields.Event, EventNames.Token), new(StreamFields.Data, Envelopes.Token(text, 0))]);
-        SseWriter.WriteEntry(pipe.Writer, entry);
-        SseWriter.WriteHeartbeat(pipe.Writer);
+        foreach (var item in new StreamBatch([entry]))
+        {
+            SseWriter.Write(pipe.Writer, item);
+        }
+
+        SseWriter.Write(pipe.Writer, StreamItem.Heartbeat);
         await pipe.Writer.CompleteAsync();
 
         var items = new List<SseItem<string>>();
@@ -92,11 +96,12 @@ public class EnvelopeFramingTests
         var pipe = new Pipe();
         var entry = new StreamEntry("1-0", [new(StreamFields.Event, EventNames.Token), new(StreamFields.Data, "{\"a\":\n1}")]);
 
-        var written = SseWriter.WriteEntry(pipe.Writer, entry);
+        Assert.True(StreamItem.TryRead(entry, out var item));
+        var written = SseWriter.Write(pipe.Writer, item);
         await pipe.Writer.CompleteAsync();
         var result = await pipe.Reader.ReadAsync(TestContext.Current.CancellationToken);
 
-        Assert.True(written.IsNull);
+        Assert.False(written);
         Assert.Equal(0, result.Buffer.Length);
     }
 }

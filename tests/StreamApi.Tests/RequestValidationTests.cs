@@ -1,5 +1,6 @@
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Inference;
+using VixAspire.StreamApi.Streaming;
 using VixAspire.TestSupport;
 
 namespace VixAspire.StreamApi.Tests;

@@ -6,6 +6,8 @@ using System.Text.Json;
 using OpenAI;
 using OpenAI.Chat;
 using OpenAI.Models;
+using StackExchange.Redis;
+using VixAspire.Contracts;
 using VixAspire.TestSupport;
 
 namespace VixAspire.IntegrationTests;
@@ -27,6 +29,8 @@ public sealed class OpenAiApiTests(OpenAiApiTests.Fixture fixture) : IClassFixtu
                 ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
                 ["Providers:Synthetic:TokenDelay"] = "00:00:00.010",
                 ["Streaming:DisconnectGrace"] = "00:00:00.300",
+                // A vanished token stream is noticed at the next heartbeat.
+                ["Streaming:HeartbeatInterval"] = "00:00:01",
             });
             OpenAi = new OpenAIClient(new ApiKeyCredential("not-needed"), new OpenAIClientOptions { Endpoint = new Uri(Services.GatewayAddress!, "/v1") });
         }
@@ -209,6 +213,87 @@ public sealed class OpenAiApiTests(OpenAiApiTests.Fixture fixture) : IClassFixtu
         var entries = await TokenStreams.WaitForEndAsync(fixture.Redis.Connection, id, Ct);
 
         Assert.Equal("cancelled", TokenStreams.PayloadOf(entries[^1]).GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task AStreamWhoseTokenStreamVanishesEndsWithAnErrorChunkThenDone()
+    {
+        using var client = fixture.Services.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = JsonContent.Create(new { model = "synthetic", stream = true, max_tokens = 5000, messages = new[] { new { role = "user", content = "vanish" } } }),
+        };
+        using var response = await client.SendStreamingAsync(request, Ct);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
+        var lines = new List<string>();
+        while (!lines.Any(l => l.Contains("\"content\":\"", StringComparison.Ordinal) && !l.Contains("\"content\":\"\"", StringComparison.Ordinal)))
+        {
+            lines.Add(await reader.ReadLineAsync(Ct).AsTask().WaitAsync(Bound, Ct) ?? throw new InvalidOperationException("The stream closed before a token."));
+        }
+
+        var id = JsonDocument.Parse(lines[0]["data: ".Length..]).RootElement.GetProperty("id").GetString()!["chatcmpl-".Length..];
+        Assert.True(await fixture.Redis.Database.KeyDeleteAsync(RedisKeys.Tokens(id)));
+        var rest = (await reader.ReadToEndAsync(Ct).WaitAsync(Bound, Ct)).Split('\n')
+            .Where(l => l.StartsWith("data: ", StringComparison.Ordinal)).Select(l => l["data: ".Length..]).ToList();
+
+        Assert.Equal("[DONE]", rest[^1]);
+        var error = JsonDocument.Parse(rest[^2]).RootElement.GetProperty("error");
+        Assert.Equal("stream_lost", error.GetProperty("code").GetString());
+        Assert.Equal("server_error", error.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
+    }
+
+    [Fact]
+    public async Task AWholeCompletionWhoseTokenStreamVanishesIsA502InOpenAisErrorShape()
+    {
+        const string prompt = "vanish whole";
+        var queued = QueuedStreamIdAsync(prompt);
+        using var client = fixture.Services.CreateClient();
+        var sent = client.PostAsJsonAsync("/v1/chat/completions",
+            new { model = "synthetic", max_tokens = 5000, messages = new[] { new { role = "user", content = prompt } } }, Ct);
+        var id = await queued.WaitAsync(Bound, Ct);
+        await TokenStreams.WaitForAsync(fixture.Redis.Connection, id, e => e.Any(x => TokenStreams.EventOf(x) == EventNames.Token), Bound, Ct);
+
+        Assert.True(await fixture.Redis.Database.KeyDeleteAsync(RedisKeys.Tokens(id)));
+        using var response = await sent.WaitAsync(Bound, Ct);
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        var error = (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
+        Assert.Equal("stream_lost", error.GetProperty("code").GetString());
+        Assert.Equal("server_error", error.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
+    }
+
+    /// <summary>The stream id of the request whose prompt is <paramref name="prompt"/>, once it is queued (woken by keyspace notifications).</summary>
+    private async Task<string> QueuedStreamIdAsync(string prompt)
+    {
+        var changed = new SemaphoreSlim(0);
+        var channel = RedisChannel.Literal($"__keyspace@0__:{RedisKeys.Requests}");
+        Action<RedisChannel, RedisValue> handler = (_, _) => changed.Release();
+        var subscriber = fixture.Redis.Connection.GetSubscriber();
+        await subscriber.SubscribeAsync(channel, handler);
+        try
+        {
+            while (true)
+            {
+                var id = (await fixture.Redis.Database.StreamRangeAsync(RedisKeys.Requests))
+                    .Where(e => e[StreamFields.RequestBody].ToString().Contains(prompt, StringComparison.Ordinal))
+                    .Select(e => (string?)e[StreamFields.RequestId]).FirstOrDefault();
+                if (id is not null)
+                {
+                    return id;
+                }
+
+                if (!await changed.WaitAsync(Bound, Ct))
+                {
+                    throw new TimeoutException($"No request with the prompt '{prompt}' was queued within {Bound}.");
+                }
+            }
+        }
+        finally
+        {
+            await subscriber.UnsubscribeAsync(channel, handler);
+        }
     }
 
     /// <summary>The data lines of a streamed completion, in order.</summary>

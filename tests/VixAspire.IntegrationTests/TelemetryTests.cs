@@ -1,4 +1,8 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
@@ -99,6 +103,61 @@ public sealed class TelemetryTests(TelemetryTests.Fixture fixture) : IClassFixtu
 
         Assert.Equal(apiBefore + 5, HistogramCount(fixture.Services.Api.Services, fixture.ApiMetrics, "gen_ai.server.time_to_first_token"));
         Assert.Equal(workerBefore + 5, HistogramCount(fixture.Services.Workers[0].Services, fixture.WorkerMetrics, "vix.worker.time_to_first_token"));
+    }
+
+    [Fact]
+    public async Task AnOpenAiCompletionRecordsTimeToFirstTokenAndTheSameSpanEventsStreamedOrWhole()
+    {
+        var stopped = new ConcurrentDictionary<string, Activity>();
+        var stoppedSignal = new SemaphoreSlim(0);
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name == "Microsoft.AspNetCore",
+            ActivityStopped = a =>
+            {
+                if (a.GetTagItem("vix.request.id") is string requestId)
+                {
+                    stopped[requestId] = a;
+                    stoppedSignal.Release();
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+        var before = HistogramCount(fixture.Services.Api.Services, fixture.ApiMetrics, "gen_ai.server.time_to_first_token");
+
+        using var client = fixture.Services.CreateClient();
+        using var streamed = await client.SendStreamingAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = JsonContent.Create(new { model = "synthetic", stream = true, max_tokens = 3, messages = new[] { new { role = "user", content = "measure streamed" } } }),
+        }, Ct);
+        var chunks = await streamed.Content.ReadAsStringAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        using var whole = await client.PostAsJsonAsync("/v1/chat/completions",
+            new { model = "synthetic", max_tokens = 3, messages = new[] { new { role = "user", content = "measure whole" } } }, Ct);
+        var completion = await whole.Content.ReadFromJsonAsync<JsonElement>(Ct);
+
+        Assert.Equal(HttpStatusCode.OK, whole.StatusCode);
+        Assert.EndsWith("data: [DONE]\n\n", chunks, StringComparison.Ordinal);
+        Assert.Equal(before + 2, HistogramCount(fixture.Services.Api.Services, fixture.ApiMetrics, "gen_ai.server.time_to_first_token"));
+        var streamedId = JsonDocument.Parse(chunks.Split('\n')[0]["data: ".Length..]).RootElement.GetProperty("id").GetString()!;
+        foreach (var id in new[] { streamedId, completion.GetProperty("id").GetString()! })
+        {
+            var span = await StoppedSpanAsync(stopped, stoppedSignal, id["chatcmpl-".Length..]);
+            Assert.Equal(["vix.queued", "gen_ai.first_token_sent", "vix.end_sent"], span.Events.Select(e => e.Name));
+        }
+    }
+
+    private static async Task<Activity> StoppedSpanAsync(ConcurrentDictionary<string, Activity> stopped, SemaphoreSlim signal, string id)
+    {
+        Activity? span;
+        while (!stopped.TryGetValue(id, out span))
+        {
+            if (!await signal.WaitAsync(TimeSpan.FromSeconds(30), Ct))
+            {
+                throw new TimeoutException($"The API span of request {id} did not stop.");
+            }
+        }
+
+        return span;
     }
 
     /// <summary>Flushes the host's meter provider into its in-memory exporter and reads the latest cumulative count.</summary>

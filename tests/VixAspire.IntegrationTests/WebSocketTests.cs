@@ -3,8 +3,12 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Reflection;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
 
@@ -15,7 +19,8 @@ namespace VixAspire.IntegrationTests;
 /// oversized messages, keep-alive. The synthetic model runs at 20 ms a token; the disconnect grace is 0.5 s, a
 /// message may be 4 KiB, the server pings every 2 s and at most 3 streams may run per client.
 /// </summary>
-public sealed class WebSocketTests(WebSocketTests.Fixture fixture) : IClassFixture<WebSocketTests.Fixture>
+public sealed class WebSocketTests(WebSocketTests.Fixture fixture, WebSocketTests.FaultyFixture faulty)
+    : IClassFixture<WebSocketTests.Fixture>, IClassFixture<WebSocketTests.FaultyFixture>
 {
     private const int MaxMessageBytes = 4096;
 
@@ -38,16 +43,31 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture) : IClassFixtu
         }
     }
 
+    /// <summary>An API alone whose Redis client throws an unexpected exception whenever a request is queued.</summary>
+    public sealed class FaultyFixture : ServicesFixture
+    {
+        public Uri SocketAddress { get; private set; } = null!;
+
+        public override async ValueTask InitializeAsync()
+        {
+            await StartAsync(workers: 0, gateway: false,
+                apiServices: s => s.AddSingleton(_ => FailingBatches.Wrap(Redis.Connection)));
+            SocketAddress = new UriBuilder(Services.ApiAddress) { Scheme = "ws", Path = "/infer/ws" }.Uri;
+        }
+    }
+
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
     private static object Request(string requestId, object payload) => new { type = "inference.request", request_id = requestId, payload };
 
-    private async Task<SocketClient> ConnectAsync()
+    private Task<SocketClient> ConnectAsync() => ConnectAsync(fixture.SocketAddress);
+
+    private static async Task<SocketClient> ConnectAsync(Uri address)
     {
         var socket = new ClientWebSocket();
-        await socket.ConnectAsync(fixture.SocketAddress, Ct).WaitAsync(Bound, Ct);
+        await socket.ConnectAsync(address, Ct).WaitAsync(Bound, Ct);
         return new SocketClient(socket);
     }
 
@@ -249,6 +269,26 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task ARequestWhoseTaskFailsUnexpectedlyStillGetsErrorThenEndAndTheSocketKeepsWorking()
+    {
+        using var client = await ConnectAsync(faulty.SocketAddress);
+
+        await client.SendAsync(Request("doomed", new { prompt = "queue me if you can", max_tokens = 3 }));
+        var doomed = await client.ReadUntilEndAsync("doomed");
+        await client.SendAsync(new { type = "inference.bogus", request_id = "after" });
+        var after = await client.ReceiveAsync();
+
+        Assert.Equal(["inference.error", "inference.end"], doomed.Select(Type));
+        Assert.All(doomed, m => Assert.Equal("doomed", RequestId(m)));
+        var error = Payload(doomed[0]);
+        Assert.Equal("stream_unavailable", error.GetProperty("code").GetString());
+        Assert.True(error.GetProperty("retryable").GetBoolean());
+        Assert.Equal("error", EndReason(doomed));
+        Assert.Equal("invalid_message", Payload(after).GetProperty("code").GetString());
+        Assert.Equal(WebSocketState.Open, client.Socket.State);
+    }
+
+    [Fact]
     public async Task ThePlainGetWithoutUpgradeGets400ProblemDetails()
     {
         using var http = fixture.Services.CreateClient();
@@ -389,5 +429,48 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture) : IClassFixtu
             ReadUntilAsync(all => all.Any(m => RequestId(m) == requestId && Type(m) == "inference.end"));
 
         public void Dispose() => socket.Dispose();
+    }
+}
+
+/// <summary>
+/// A Redis client that fails with an exception the API does not expect (not a <see cref="RedisException"/>) whenever
+/// a batch is created, which only queueing a request does; every other call goes to the real client.
+/// </summary>
+public class FailingBatches : DispatchProxy
+{
+    private object _inner = null!;
+
+    public static IConnectionMultiplexer Wrap(IConnectionMultiplexer inner) => Create<IConnectionMultiplexer>(inner);
+
+    private static T Create<T>(T inner) where T : class
+    {
+        var proxy = DispatchProxy.Create<T, FailingBatches>();
+        ((FailingBatches)(object)proxy)._inner = inner;
+        return proxy;
+    }
+
+    protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
+    {
+        switch (targetMethod!.Name)
+        {
+            case nameof(IDatabase.CreateBatch):
+                throw new InvalidOperationException("Injected fault: creating a batch.");
+            case nameof(IDisposable.Dispose):
+                // The connection is the test's RedisServer's, which disposes it.
+                return null;
+            case nameof(IAsyncDisposable.DisposeAsync):
+                return ValueTask.CompletedTask;
+        }
+
+        try
+        {
+            var result = targetMethod.Invoke(_inner, args);
+            return targetMethod.Name == nameof(IConnectionMultiplexer.GetDatabase) ? Create((IDatabase)result!) : result;
+        }
+        catch (TargetInvocationException ex) when (ex.InnerException is not null)
+        {
+            ExceptionDispatchInfo.Throw(ex.InnerException);
+            throw;
+        }
     }
 }

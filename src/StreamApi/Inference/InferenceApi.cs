@@ -19,10 +19,7 @@ public static partial class InferenceApi
     }
 
     internal static async Task<IResult> StartStreamAsync(
-        HttpContext context,
-        InferenceRequestReader reader,
-        StreamStarter starter,
-        CancellationToken cancellationToken)
+        HttpContext context, InferenceRequestReader reader, StreamStarter starter, CancellationToken cancellationToken)
     {
         var startedAt = Stopwatch.GetTimestamp();
         var read = await reader.ReadAsync(context.Request, cancellationToken);
@@ -31,15 +28,8 @@ public static partial class InferenceApi
             return problem;
         }
 
-        var client = ClientIdentity.Of(context);
-        var started = await starter.StartAsync(read.Request!, client, cancellationToken);
-        if (started.Refusal is { } refused)
-        {
-            context.Response.Headers.RetryAfter = StreamStarter.RetryAfterSeconds;
-            return refused.ToProblem();
-        }
-
-        return new SseStreamResult(started.Id, AfterId: null, startedAt, client);
+        var started = await starter.StartAsync(context, read.Request!);
+        return started.Refusal?.ToProblem() ?? new SseStreamResult(started.Id, AfterId: null, startedAt, started.Slot);
     }
 
     internal static async Task<IResult> AttachAsync(
@@ -60,7 +50,7 @@ public static partial class InferenceApi
             return UnknownStream(id);
         }
 
-        return new SseStreamResult(id, string.IsNullOrEmpty(lastEventId) ? null : lastEventId, Stopwatch.GetTimestamp(), ClientSlot: null);
+        return new SseStreamResult(id, string.IsNullOrEmpty(lastEventId) ? null : lastEventId, Stopwatch.GetTimestamp(), Slot: null);
     }
 
     internal static async Task<Results<Accepted, ProblemHttpResult>> CancelAsync(

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
+using VixAspire.StreamApi.Streaming;
 
 namespace VixAspire.StreamApi.Inference;
 
@@ -156,15 +157,4 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
         /// <summary>The mistake as RFC 7807 problem details.</summary>
         public IResult? Problem => Fault?.ToProblem();
     }
-}
-
-/// <summary>A client mistake, described once and rendered by each front end in its own error format.</summary>
-internal sealed record RequestFault(int Status, string Title, string Detail, string Code, IDictionary<string, string[]>? Errors = null)
-{
-    /// <summary>Refusals for load (429, 5xx) are worth retrying; mistakes in the request are not.</summary>
-    public bool Retryable => Status is StatusCodes.Status429TooManyRequests or >= 500;
-
-    public IResult ToProblem() => Errors is null
-        ? TypedResults.Problem(detail: Detail, statusCode: Status, title: Title)
-        : TypedResults.ValidationProblem(Errors, detail: Detail, title: Title);
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
@@ -26,6 +27,7 @@ public static class OpenAiApi
         StreamStarter starter,
         CancellationToken cancellationToken)
     {
+        var startedAt = Stopwatch.GetTimestamp();
         var (body, fault) = await reader.ReadJsonAsync(context.Request, OpenAiJsonContext.Default.ChatCompletionRequest, cancellationToken);
         if (fault is not null)
         {
@@ -55,16 +57,9 @@ public static class OpenAiApi
             return Error(invalid);
         }
 
-        var client = ClientIdentity.Of(context);
-        var started = await starter.StartAsync(read.Request!, client, cancellationToken);
-        if (started.Refusal is { } refused)
-        {
-            context.Response.Headers.RetryAfter = StreamStarter.RetryAfterSeconds;
-            return Error(refused);
-        }
-
-        return new ChatCompletionResult(started.Id, read.Request!.Model, body.Stream == true,
-            body.Stream == true && body.StreamOptions?.IncludeUsage == true, client);
+        var started = await starter.StartAsync(context, read.Request!);
+        return started.Refusal is { } refused ? Error(refused) : new ChatCompletionResult(started.Id, read.Request!.Model, body.Stream == true,
+            body.Stream == true && body.StreamOptions?.IncludeUsage == true, startedAt, started.Slot);
     }
 
     internal static IResult ListModels(IOptionsMonitor<ModelCatalogOptions> catalog) =>

@@ -6,7 +6,7 @@ namespace VixAspire.StreamApi.Streaming;
 /// <summary>Samples the queue's depth and pending count every few seconds for the <c>vix.queue.*</c> gauges.</summary>
 internal sealed class QueueSampler(IConnectionMultiplexer redis, StreamApiTelemetry telemetry, ILogger<QueueSampler> logger) : BackgroundService
 {
-    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

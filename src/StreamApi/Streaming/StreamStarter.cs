@@ -1,14 +1,13 @@
 using VixAspire.Contracts;
-using VixAspire.StreamApi.Inference;
 
 namespace VixAspire.StreamApi.Streaming;
 
 /// <summary>
 /// Starts a generation for any front end (SSE, OpenAI-compatible, WebSocket): takes one of the client's
-/// concurrent-stream slots, then queues the request. The slot is the caller's to release, through the
-/// <see cref="StreamSession"/> that follows the stream.
+/// concurrent-stream slots, then queues the request. The slot comes back as a <see cref="StreamSlot"/> lease
+/// for the caller to hold while it follows the stream.
 /// </summary>
-internal sealed class StreamStarter(RequestQueue queue, StreamControl control, StreamApiTelemetry telemetry)
+internal sealed class StreamStarter(RequestQueue queue, StreamControl control, StreamApiTelemetry telemetry, ILogger<StreamStarter> logger)
 {
     private static readonly RequestFault TooManyStreams = new(StatusCodes.Status429TooManyRequests, "Too many concurrent streams",
         "This client has as many streams open as it may (Streaming:MaxConcurrentStreamsPerClient); retry when one ends.", "too_many_streams");
@@ -17,10 +16,22 @@ internal sealed class StreamStarter(RequestQueue queue, StreamControl control, S
         "More requests are waiting for a worker than the queue holds (Streaming:MaxQueueLength); retry shortly.", "queue_full");
 
     /// <summary>Seconds a refused client should wait (the <c>Retry-After</c> of HTTP front ends).</summary>
-    public const string RetryAfterSeconds = "1";
+    private const string RetryAfterSeconds = "1";
 
-    /// <summary>The stream's id, or the refusal (429 or 503) that each front end renders in its own error format.</summary>
-    public readonly record struct Started(string Id, RequestFault? Refusal);
+    /// <summary>The stream's id and the slot it holds, or the refusal (429 or 503) that each front end renders in its own error format.</summary>
+    public readonly record struct Started(string Id, StreamSlot? Slot, RequestFault? Refusal);
+
+    /// <summary>Starts a request that came over HTTP: the client is the caller's address, and a refusal sets <c>Retry-After</c>.</summary>
+    public async Task<Started> StartAsync(HttpContext context, InferenceRequest request)
+    {
+        var started = await StartAsync(request, ClientIdentity.Of(context), context.RequestAborted);
+        if (started.Refusal is not null)
+        {
+            context.Response.Headers.RetryAfter = RetryAfterSeconds;
+        }
+
+        return started;
+    }
 
     public async Task<Started> StartAsync(InferenceRequest request, string client, CancellationToken cancellationToken)
     {
@@ -28,9 +39,10 @@ internal sealed class StreamStarter(RequestQueue queue, StreamControl control, S
         if (!await control.TryAcquireClientSlotAsync(client, id, cancellationToken))
         {
             telemetry.Refused(TooManyStreams.Code);
-            return new(id, TooManyStreams);
+            return new(id, null, TooManyStreams);
         }
 
+        var slot = new StreamSlot(control, client, id, logger);
         bool queued;
         try
         {
@@ -38,18 +50,18 @@ internal sealed class StreamStarter(RequestQueue queue, StreamControl control, S
         }
         catch
         {
-            await control.ReleaseClientSlotAsync(client, id);
+            await slot.DisposeAsync();
             throw;
         }
 
         if (!queued)
         {
-            await control.ReleaseClientSlotAsync(client, id);
+            await slot.DisposeAsync();
             telemetry.Refused(QueueFull.Code);
-            return new(id, QueueFull);
+            return new(id, null, QueueFull);
         }
 
         StreamApiTelemetry.Queued(id);
-        return new(id, null);
+        return new(id, slot, null);
     }
 }

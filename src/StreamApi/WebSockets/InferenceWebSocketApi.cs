@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
-using VixAspire.StreamApi.Inference;
+using VixAspire.StreamApi.Streaming;
 
 namespace VixAspire.StreamApi.WebSockets;
 
@@ -34,16 +34,15 @@ namespace VixAspire.StreamApi.WebSockets;
 /// </remarks>
 public static class InferenceWebSocketApi
 {
-    public static RouteGroupBuilder MapInferenceWebSocket(this IEndpointRouteBuilder app)
+    /// <summary>Maps <c>/ws</c> on the <c>/infer</c> group.</summary>
+    public static RouteGroupBuilder MapInferenceWebSocket(this RouteGroupBuilder infer)
     {
-        var group = app.MapGroup("/infer").WithTags("Inference");
-        group.MapGet("/ws", ConnectAsync);
-        return group;
+        infer.MapGet("/ws", ConnectAsync);
+        return infer;
     }
 
     internal static async Task<Results<EmptyHttpResult, ProblemHttpResult>> ConnectAsync(
         HttpContext context,
-        InferenceSockets sockets,
         IOptionsMonitor<StreamingOptions> options,
         CancellationToken cancellationToken)
     {
@@ -59,7 +58,7 @@ public static class InferenceWebSocketApi
             KeepAliveInterval = heartbeat,
             KeepAliveTimeout = heartbeat,
         });
-        await sockets.RunAsync(socket, ClientIdentity.Of(context), cancellationToken);
+        await InferenceSocket.RunAsync(context.RequestServices, socket, ClientIdentity.Of(context), cancellationToken);
         return TypedResults.Empty;
     }
 }

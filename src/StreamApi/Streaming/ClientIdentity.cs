@@ -1,4 +1,4 @@
-namespace VixAspire.StreamApi.Inference;
+namespace VixAspire.StreamApi.Streaming;
 
 /// <summary>Who a request comes from, for per-client limits: the caller's address (forwarded by the gateway).</summary>
 internal static class ClientIdentity

@@ -1,0 +1,70 @@
+using System.Text;
+using System.Text.Json;
+using VixAspire.StreamApi.Streaming;
+
+namespace VixAspire.StreamApi.OpenAi;
+
+/// <summary>OpenAI's chat completion without <c>stream</c>: the text gathered until the end, then one <c>chat.completion</c> object or an error.</summary>
+internal static class ChatCompletionWhole
+{
+    public static async Task RespondAsync(HttpContext context, ChatCompletionResult completion, IAsyncEnumerable<StreamBatch> batches)
+    {
+        var cancellationToken = context.RequestAborted;
+        var text = new StringBuilder();
+        GenerationError? error = null;
+        try
+        {
+            await foreach (var batch in batches.WithCancellation(cancellationToken))
+            {
+                foreach (var item in batch)
+                {
+                    switch (item.Kind)
+                    {
+                        case StreamItemKind.Token:
+                            text.Append(EnvelopeFields.String(item.Envelope.Span, "text"u8));
+                            break;
+                        case StreamItemKind.Error:
+                            error = GenerationError.Read(item.Envelope.Span);
+                            break;
+                        case StreamItemKind.End when error is { } failed:
+                            await OpenAiApi.Error(failed.Status, failed.Message, failed.Code).ExecuteAsync(context);
+                            return;
+                        case StreamItemKind.End:
+                            await WriteAsync(context.Response, completion, text.ToString(), item.Envelope, cancellationToken);
+                            return;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client left; the follower has detached it.
+        }
+    }
+
+    private static async Task WriteAsync(HttpResponse response, ChatCompletionResult completion, string text, ReadOnlyMemory<byte> end,
+        CancellationToken cancellationToken)
+    {
+        response.ContentType = "application/json";
+        await using var json = new Utf8JsonWriter(response.BodyWriter);
+        json.WriteStartObject();
+        json.WriteString("id"u8, completion.CompletionId);
+        json.WriteString("object"u8, "chat.completion"u8);
+        json.WriteNumber("created"u8, completion.Created);
+        json.WriteString("model"u8, completion.Model);
+        json.WriteStartArray("choices"u8);
+        json.WriteStartObject();
+        json.WriteNumber("index"u8, 0);
+        json.WriteStartObject("message"u8);
+        json.WriteString("role"u8, "assistant"u8);
+        json.WriteString("content"u8, text);
+        json.WriteEndObject();
+        json.WriteNull("logprobs"u8);
+        json.WriteString("finish_reason"u8, ChatCompletionResult.FinishReason(end.Span));
+        json.WriteEndObject();
+        json.WriteEndArray();
+        ChatCompletionResult.WriteUsage(json, end.Span);
+        json.WriteEndObject();
+        await json.FlushAsync(cancellationToken);
+    }
+}

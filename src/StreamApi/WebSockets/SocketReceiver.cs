@@ -1,0 +1,153 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using VixAspire.Contracts;
+using VixAspire.StreamApi.Inference;
+
+namespace VixAspire.StreamApi.WebSockets;
+
+/// <summary>
+/// Reads one socket's messages: whole messages up to the size limit (one byte more closes the socket with 1009),
+/// each parsed and handed to the socket's requests. A message that is not a valid request or cancel is answered
+/// with <c>inference.error</c> and the socket stays open.
+/// </summary>
+internal sealed class SocketReceiver(
+    WebSocket socket,
+    SocketSender sender,
+    SocketRequests requests,
+    InferenceRequestReader reader,
+    IOptionsMonitor<StreamingOptions> options,
+    ILogger<SocketReceiver> logger)
+{
+    private const int ReceiveChunkBytes = 4096;
+    private const int KeptReceiveBufferBytes = 64 * 1024;
+
+    /// <summary>Receives until the client closes, the socket breaks or <paramref name="cancellationToken"/> (its lifetime) ends.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var limit = options.CurrentValue.MaxRequestBodyBytes;
+        var message = new ArrayBufferWriter<byte>(ReceiveChunkBytes);
+        while (true)
+        {
+            ValueWebSocketReceiveResult result;
+            do
+            {
+                // Never read more than one byte past the limit, however large the client's message.
+                var room = Math.Min(ReceiveChunkBytes, limit + 1 - message.WrittenCount);
+                result = await socket.ReceiveAsync(message.GetMemory(room)[..room], cancellationToken);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    Log.WebSocketClosed(logger, (int?)socket.CloseStatus);
+                    await sender.CloseAsync(WebSocketCloseStatus.NormalClosure, "Closed by the client.", awaitReply: false, cancellationToken);
+                    return;
+                }
+
+                message.Advance(result.Count);
+                if (message.WrittenCount > limit)
+                {
+                    Log.WebSocketMessageTooBig(logger, limit);
+                    await sender.CloseAsync(WebSocketCloseStatus.MessageTooBig,
+                        $"A message may be at most {limit} bytes (Streaming:MaxRequestBodyBytes).", awaitReply: true, cancellationToken);
+                    return;
+                }
+            }
+            while (!result.EndOfMessage);
+
+            await DispatchAsync(result.MessageType, message.WrittenMemory, cancellationToken);
+            if (message.Capacity > KeptReceiveBufferBytes)
+            {
+                message = new ArrayBufferWriter<byte>(ReceiveChunkBytes);
+            }
+            else
+            {
+                message.ResetWrittenCount();
+            }
+        }
+    }
+
+    private async Task DispatchAsync(WebSocketMessageType type, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var receivedAt = Stopwatch.GetTimestamp();
+        if (type != WebSocketMessageType.Text)
+        {
+            await RejectAsync(null, "Messages must be text frames, each holding one JSON object.", cancellationToken);
+            return;
+        }
+
+        ClientMessage? message;
+        try
+        {
+            message = JsonSerializer.Deserialize(data.Span, SocketJsonContext.Default.ClientMessage);
+        }
+        catch (JsonException ex)
+        {
+            await RejectAsync(null, $"The message is not valid JSON for this endpoint: {ex.Message}", cancellationToken);
+            return;
+        }
+
+        switch (message?.Type)
+        {
+            case ClientMessage.RequestType:
+                await StartAsync(message, receivedAt, cancellationToken);
+                break;
+            case ClientMessage.CancelType:
+                await requests.CancelAsync(message.RequestId, message.StreamId, cancellationToken);
+                break;
+            case null:
+                await RejectAsync(message?.RequestId,
+                    $"A message must be a JSON object with a 'type': '{ClientMessage.RequestType}' or '{ClientMessage.CancelType}'.", cancellationToken);
+                break;
+            default:
+                await RejectAsync(message.RequestId,
+                    $"Unknown message type '{message.Type}'; expected '{ClientMessage.RequestType}' or '{ClientMessage.CancelType}'.", cancellationToken);
+                break;
+        }
+    }
+
+    /// <summary>Validates the payload as <c>POST /infer/stream</c> does; a mistake ends the request at once (error, then end).</summary>
+    private async Task StartAsync(ClientMessage message, long receivedAt, CancellationToken cancellationToken)
+    {
+        InferenceRequestBody? body = null;
+        string? invalid = null;
+        if (message.Payload is not { ValueKind: JsonValueKind.Object } payload)
+        {
+            invalid = "'payload' must be a JSON object: the body of POST /infer/stream.";
+        }
+        else
+        {
+            try
+            {
+                body = payload.Deserialize(SocketJsonContext.Default.InferenceRequestBody);
+            }
+            catch (JsonException ex)
+            {
+                invalid = $"The payload is not valid for this endpoint: {ex.Message}";
+            }
+        }
+
+        var prefix = SocketFrames.Prefix(null, message.RequestId);
+        if (invalid is not null)
+        {
+            await sender.SendFailureAsync(prefix, "invalid_request", invalid, retryable: false, cancellationToken);
+            return;
+        }
+
+        var read = reader.Validate(body!);
+        if (read.Fault is { } fault)
+        {
+            await sender.SendFailureAsync(prefix, fault.Code, fault.Detail, fault.Retryable, cancellationToken);
+            return;
+        }
+
+        requests.Start(message.RequestId, read.Request!, receivedAt, cancellationToken);
+    }
+
+    private async Task RejectAsync(string? requestId, string reason, CancellationToken cancellationToken)
+    {
+        Log.WebSocketMessageRejected(logger, reason);
+        await sender.SendAsync(requestId is null ? SocketFrames.Untagged : SocketFrames.Prefix(null, requestId),
+            Envelopes.Error("invalid_message", reason, retryable: false), cancellationToken);
+    }
+}
