@@ -26,6 +26,12 @@ internal static partial class Log
     [LoggerMessage(8, LogLevel.Information, "Shutting down before the first token of request {RequestId}: handed back to the queue")]
     public static partial void HandedOver(ILogger logger, string requestId);
 
+    [LoggerMessage(9, LogLevel.Error, "Claiming orphaned requests failed; the next claim round follows")]
+    public static partial void ClaimFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(10, LogLevel.Error, "Renewing this worker's pending requests failed; the next renewal follows")]
+    public static partial void RenewFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(20, LogLevel.Warning, "Provider {Provider} failed before the first token of request {RequestId}: {Failure} (status {Status})")]
     public static partial void ProviderAttemptFailed(ILogger logger, Exception exception, string requestId, string provider, string failure, int status);
 
