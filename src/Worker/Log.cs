@@ -32,6 +32,9 @@ internal static partial class Log
     [LoggerMessage(10, LogLevel.Error, "Renewing this worker's pending requests failed; the next renewal follows")]
     public static partial void RenewFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(11, LogLevel.Warning, "Settling request entry {EntryId} failed; it stays pending until claimed")]
+    public static partial void SettleFailed(ILogger logger, Exception exception, string entryId);
+
     [LoggerMessage(20, LogLevel.Warning, "Provider {Provider} failed before the first token of request {RequestId}: {Failure} (status {Status})")]
     public static partial void ProviderAttemptFailed(ILogger logger, Exception exception, string requestId, string provider, string failure, int status);
 

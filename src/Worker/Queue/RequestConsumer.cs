@@ -237,12 +237,34 @@ internal sealed class RequestConsumer(
             await Task.Yield();
             // Not a child of whatever the consumer loop ran under: the trace continues from the request's traceparent.
             Activity.Current = null;
-            await runner.RunAsync(entry, claimed, stoppingToken);
+            await SettleAsync(entry, await runner.RunAsync(entry, claimed, stoppingToken));
         }
         finally
         {
             _inFlight.TryRemove(key, out _);
             _slots!.Release();
+        }
+    }
+
+    /// <summary>Settles the entry as its run asks; one that cannot be settled stays pending and is claimed later.</summary>
+    private async Task SettleAsync(StreamEntry entry, RunOutcome outcome)
+    {
+        var db = redis.GetDatabase();
+        try
+        {
+            switch (outcome)
+            {
+                case RunOutcome.Done:
+                    await QueueEntries.AcknowledgeAsync(db, entry.Id);
+                    break;
+                case RunOutcome.HandBack:
+                    await QueueEntries.HandBackAsync(db, entry);
+                    break;
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.SettleFailed(logger, ex, entry.Id.ToString());
         }
     }
 
