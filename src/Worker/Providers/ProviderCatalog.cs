@@ -63,6 +63,4 @@ internal sealed class OpenAiUpstreamNames(IEnumerable<string> names)
     private readonly HashSet<string> _names = new(names, StringComparer.Ordinal);
 
     public bool Contains(string provider) => _names.Contains(provider);
-
-    public IReadOnlyCollection<string> All => _names;
 }

@@ -305,7 +305,7 @@ internal sealed class RequestConsumer(
     }
 
     /// <summary>Parses a RESP2 <c>XREADGROUP</c> reply for one stream: <c>[[name, [[id, [field, value, ...]], ...]]]</c>.</summary>
-    internal static StreamEntry[] ParseSingleStream(RedisResult result)
+    private static StreamEntry[] ParseSingleStream(RedisResult result)
     {
         if (result.IsNull || result.Length == 0)
         {
