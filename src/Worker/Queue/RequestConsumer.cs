@@ -199,13 +199,13 @@ internal sealed class RequestConsumer(
             cursor = claimed.NextStartId;
             entries = [.. claimed.ClaimedEntries.Where(e => !e.IsNull)];
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            Log.ClaimFailed(logger, ex);
             return (0, cursor);
         }
-        catch (OperationCanceledException)
+        catch (Exception ex)
         {
+            Log.ClaimFailed(logger, ex);
             return (0, cursor);
         }
 
@@ -276,23 +276,21 @@ internal sealed class RequestConsumer(
     {
         using var timer = new PeriodicTimer(settings.ClaimInterval);
         var db = redis.GetDatabase();
-        try
+        while (!stoppingToken.IsCancellationRequested)
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken))
+            try
             {
-                try
-                {
-                    await QueueEntries.RenewAsync(db, _consumer, [.. _inFlight.Values]).WaitAsync(stoppingToken);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    Log.RenewFailed(logger, ex);
-                }
+                await timer.WaitForNextTickAsync(stoppingToken);
+                await QueueEntries.RenewAsync(db, _consumer, [.. _inFlight.Values]).WaitAsync(stoppingToken);
             }
-        }
-        catch (OperationCanceledException)
-        {
-            // Shutting down.
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                Log.RenewFailed(logger, ex);
+            }
         }
     }
 
