@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
@@ -113,7 +112,4 @@ public static class Envelopes
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
     }
-
-    /// <summary>Reads a UTF-8 envelope back as text, for logs and tests.</summary>
-    public static string ToText(ReadOnlySpan<byte> envelope) => Encoding.UTF8.GetString(envelope);
 }

@@ -26,23 +26,23 @@ internal static partial class Log
     [LoggerMessage(8, LogLevel.Information, "Shutting down before the first token of request {RequestId}: handed back to the queue")]
     public static partial void HandedOver(ILogger logger, string requestId);
 
+    [LoggerMessage(9, LogLevel.Error, "Claiming orphaned requests failed; the next claim round follows")]
+    public static partial void ClaimFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(10, LogLevel.Error, "Renewing this worker's pending requests failed; the next renewal follows")]
+    public static partial void RenewFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(11, LogLevel.Warning, "Settling request entry {EntryId} failed; it stays pending until claimed")]
+    public static partial void SettleFailed(ILogger logger, Exception exception, string entryId);
+
     [LoggerMessage(20, LogLevel.Warning, "Provider {Provider} failed before the first token of request {RequestId}: {Failure} (status {Status})")]
     public static partial void ProviderAttemptFailed(ILogger logger, Exception exception, string requestId, string provider, string failure, int status);
-
-    [LoggerMessage(21, LogLevel.Information, "Retrying provider {Provider} for request {RequestId} (retry {Retry}) in {DelayMilliseconds:0} ms")]
-    public static partial void RetryingProvider(ILogger logger, string requestId, string provider, int retry, double delayMilliseconds);
 
     [LoggerMessage(22, LogLevel.Warning, "Request {RequestId} falls back from model {From} to model {To}")]
     public static partial void FallingBack(ILogger logger, string requestId, string from, string to);
 
     [LoggerMessage(23, LogLevel.Warning, "Skipped provider {Provider} for request {RequestId}: its circuit is open")]
     public static partial void CircuitOpenSkipped(ILogger logger, string requestId, string provider);
-
-    [LoggerMessage(24, LogLevel.Error, "Circuit of provider {Provider} opened after repeated failures")]
-    public static partial void CircuitOpened(ILogger logger, string provider);
-
-    [LoggerMessage(25, LogLevel.Information, "Circuit of provider {Provider} closed: it answered again")]
-    public static partial void CircuitClosed(ILogger logger, string provider);
 
     [LoggerMessage(26, LogLevel.Error, "No provider could serve request {RequestId} for model {Model}")]
     public static partial void ProvidersUnavailable(ILogger logger, string requestId, string model);

@@ -11,9 +11,3 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 
 app.Run();
-
-namespace VixAspire.Worker
-{
-    /// <summary>Marker for test hosts.</summary>
-    public sealed class WorkerMarker;
-}

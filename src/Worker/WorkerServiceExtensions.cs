@@ -27,7 +27,7 @@ public static class WorkerServiceExtensions
         builder.Services.AddOpenAiProviders(builder.Configuration);
 
         builder.Services.AddSingleton<WorkerTelemetry>();
-        builder.Services.AddSingleton<CircuitBreakers>();
+        builder.Services.AddSingleton<ProviderPipelines>();
         builder.Services.AddSingleton<ProviderCatalog>();
         builder.Services.AddSingleton<ProviderRouter>();
         builder.Services.AddSingleton<CancellationRegistry>();

@@ -1,5 +1,9 @@
+using System.Diagnostics.Metrics;
 using System.Net;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
 using VixAspire.Worker.Providers;
@@ -22,112 +26,272 @@ public sealed class ShiftedTimeProvider : TimeProvider
         System.GetTimestamp() + (long)(Interlocked.Read(ref _offsetTicks) * (TimestampFrequency / (double)TimeSpan.TicksPerSecond));
 }
 
-public sealed class CircuitBreakerTests
+/// <summary>An upstream whose every call first runs <see cref="Next"/> (fail, hang) and then answers with one token.</summary>
+internal sealed class ScriptedChatClient : IChatClient
 {
-    private readonly ShiftedTimeProvider _clock = new();
+    private int _calls;
 
-    private CircuitBreaker Breaker(int threshold = 3) => new(threshold, TimeSpan.FromSeconds(30), _clock);
+    public int Calls => Volatile.Read(ref _calls);
 
-    private static void Fail(CircuitBreaker breaker, int times)
+    public Func<CancellationToken, Task> Next { get; set; } = Answer;
+
+    public static Task Answer(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public static Func<CancellationToken, Task> Status(HttpStatusCode status) =>
+        _ => Task.FromException(new HttpRequestException("scripted failure", null, status));
+
+    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        for (var i = 0; i < times; i++)
+        Interlocked.Increment(ref _calls);
+        await Next(cancellationToken);
+        yield return new ChatResponseUpdate(ChatRole.Assistant, "ok");
+    }
+
+    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException();
+
+    public object? GetService(Type serviceType, object? serviceKey = null) => null;
+
+    public void Dispose()
+    {
+    }
+}
+
+/// <summary>
+/// The circuit breaker of an upstream's resilience pipeline, seen through the router: which attempts reach
+/// the upstream, which are refused without a call, and when the circuit lets calls through again.
+/// </summary>
+public sealed class CircuitBreakerTests : IAsyncDisposable
+{
+    private static readonly Func<CancellationToken, Task> ServerError = ScriptedChatClient.Status(HttpStatusCode.InternalServerError);
+
+    private readonly ShiftedTimeProvider _clock = new();
+    private readonly ScriptedChatClient _upstream = new();
+    // Unique per test: Polly's meter is shared by the whole process.
+    private readonly string _provider = $"up-{Guid.NewGuid():N}";
+    private ProviderPipelines? _pipelines;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_pipelines is not null)
         {
-            Assert.True(breaker.TryAcquire());
-            breaker.RecordFailure();
+            await _pipelines.DisposeAsync();
         }
     }
 
-    [Fact]
-    public void ItOpensAfterTheThresholdOfConsecutiveFailuresAndRefusesWhileOpen()
+    private ProviderRouter Router(int threshold = 3, bool upstream = true)
     {
-        var breaker = Breaker();
+        var settings = new ProviderResilienceOptions
+        {
+            MaxRetries = 0,
+            BreakerFailureThreshold = threshold,
+            BreakerBreakDuration = TimeSpan.FromSeconds(30),
+        };
+        _pipelines = new ProviderPipelines(new FixedOptionsMonitor<ProviderResilienceOptions>(settings),
+            new OpenAiUpstreamNames(upstream ? [_provider] : []), _clock, NullLoggerFactory.Instance);
+        return new ProviderRouter(_pipelines, NullLogger<ProviderRouter>.Instance);
+    }
 
-        Fail(breaker, 2);
-        Assert.Equal(CircuitState.Closed, breaker.State);
-        Assert.True(breaker.TryAcquire());
-        Assert.True(breaker.RecordFailure());
+    /// <summary>Opens a stream through the router: null when one opened, else the refusal.</summary>
+    private static async Task<ProvidersUnavailableException?> OpenAsync(ProviderRouter router, ScriptedChatClient upstream, string provider, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = await router.OpenAsync("request", [new ProviderCandidate("model", provider, upstream, null, null)],
+                [new ChatMessage(ChatRole.User, "hello")], new ChatOptions(), cancellationToken);
+            return null;
+        }
+        catch (ProvidersUnavailableException refused)
+        {
+            return refused;
+        }
+    }
 
-        Assert.Equal(CircuitState.Open, breaker.State);
-        Assert.False(breaker.TryAcquire());
+    private Task<ProvidersUnavailableException?> OpenAsync(ProviderRouter router, CancellationToken cancellationToken) =>
+        OpenAsync(router, _upstream, _provider, cancellationToken);
+
+    private async Task FailAsync(ProviderRouter router, int times)
+    {
+        _upstream.Next = ServerError;
+        for (var i = 0; i < times; i++)
+        {
+            var calls = _upstream.Calls;
+            Assert.NotNull(await OpenAsync(router, Ct));
+            Assert.Equal(calls + 1, _upstream.Calls);
+        }
+    }
+
+    /// <summary>Makes the next call hang until released (or cancelled); the returned task completes when it has started.</summary>
+    private Task HangNextCall(Task release)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _upstream.Next = async cancellationToken =>
+        {
+            started.TrySetResult();
+            await release.WaitAsync(cancellationToken);
+        };
+        return started.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+    }
+
+    [Fact]
+    public async Task ItOpensAfterTheThresholdOfConsecutiveFailuresAndRefusesWhileOpen()
+    {
+        var router = Router();
+
+        await FailAsync(router, 3);
+
+        // A 500 is not worth retrying; an open circuit is: it closes again.
+        var refused = await OpenAsync(router, Ct);
+        Assert.NotNull(refused);
+        Assert.True(refused.Transient);
+        Assert.Equal(3, _upstream.Calls);
         _clock.Advance(TimeSpan.FromSeconds(29));
-        Assert.False(breaker.TryAcquire());
+        Assert.NotNull(await OpenAsync(router, Ct));
+        Assert.Equal(3, _upstream.Calls);
     }
 
     [Fact]
-    public void ASuccessResetsTheCountOfConsecutiveFailures()
+    public async Task ASuccessResetsTheCountOfConsecutiveFailures()
     {
-        var breaker = Breaker();
+        var router = Router();
 
-        Fail(breaker, 2);
-        breaker.RecordSuccess();
-        Fail(breaker, 2);
+        await FailAsync(router, 2);
+        _upstream.Next = ScriptedChatClient.Answer;
+        Assert.Null(await OpenAsync(router, Ct));
+        await FailAsync(router, 2);
 
-        Assert.Equal(CircuitState.Closed, breaker.State);
-        Assert.True(breaker.TryAcquire());
+        _upstream.Next = ScriptedChatClient.Answer;
+        Assert.Null(await OpenAsync(router, Ct));
+        Assert.Equal(6, _upstream.Calls);
     }
 
     [Fact]
-    public void AfterTheBreakOneTrialGoesThroughAndItsSuccessClosesTheCircuit()
+    public async Task AfterTheBreakOneTrialGoesThroughAndItsSuccessClosesTheCircuit()
     {
-        var breaker = Breaker();
-        Fail(breaker, 3);
-
+        var router = Router();
+        await FailAsync(router, 3);
         _clock.Advance(TimeSpan.FromSeconds(30));
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var started = HangNextCall(release.Task);
 
-        Assert.Equal(CircuitState.HalfOpen, breaker.State);
-        Assert.True(breaker.TryAcquire());
-        Assert.False(breaker.TryAcquire());
-        Assert.True(breaker.RecordSuccess());
-        Assert.Equal(CircuitState.Closed, breaker.State);
-        Assert.True(breaker.TryAcquire());
+        var trial = OpenAsync(router, Ct);
+        await started;
+        Assert.NotNull(await OpenAsync(router, Ct));
+        Assert.Equal(4, _upstream.Calls);
+        release.SetResult();
+
+        Assert.Null(await trial.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Null(await OpenAsync(router, Ct));
+        Assert.Equal(5, _upstream.Calls);
     }
 
     [Fact]
-    public void AFailedTrialOpensTheCircuitForAnotherBreak()
+    public async Task AFailedTrialOpensTheCircuitForAnotherBreak()
     {
-        var breaker = Breaker();
-        Fail(breaker, 3);
+        var router = Router();
+        await FailAsync(router, 3);
         _clock.Advance(TimeSpan.FromSeconds(31));
 
-        Assert.True(breaker.TryAcquire());
-        Assert.True(breaker.RecordFailure());
+        await FailAsync(router, 1);
 
-        Assert.Equal(CircuitState.Open, breaker.State);
-        Assert.False(breaker.TryAcquire());
+        Assert.NotNull(await OpenAsync(router, Ct));
+        Assert.Equal(4, _upstream.Calls);
         _clock.Advance(TimeSpan.FromSeconds(30));
-        Assert.True(breaker.TryAcquire());
+        _upstream.Next = ScriptedChatClient.Answer;
+        Assert.Null(await OpenAsync(router, Ct));
+        Assert.Equal(5, _upstream.Calls);
     }
 
     [Fact]
-    public void AReleasedTrialLetsTheNextCallerTry()
+    public async Task ACancelledTrialLetsTheNextCallerTry()
     {
-        var breaker = Breaker();
-        Fail(breaker, 3);
+        var router = Router();
+        await FailAsync(router, 3);
         _clock.Advance(TimeSpan.FromSeconds(30));
-        Assert.True(breaker.TryAcquire());
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var started = HangNextCall(Task.Delay(Timeout.Infinite, Ct));
 
-        breaker.Release();
+        var trial = OpenAsync(router, cancel.Token);
+        await started;
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => trial.WaitAsync(TimeSpan.FromSeconds(10), Ct));
 
-        Assert.True(breaker.TryAcquire());
-        Assert.Equal(CircuitState.HalfOpen, breaker.State);
+        _upstream.Next = ScriptedChatClient.Answer;
+        Assert.Null(await OpenAsync(router, Ct));
+        Assert.Equal(5, _upstream.Calls);
     }
 
     [Fact]
     public async Task ConcurrentFailuresOpenTheCircuitExactlyOnce()
     {
-        var breaker = Breaker(threshold: 50);
+        var router = Router(threshold: 50);
         var opened = 0;
-
-        await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => Task.Run(() =>
+        using var listener = new MeterListener
         {
-            if (breaker.RecordFailure())
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == "Polly" && instrument.Name == "resilience.polly.strategy.events")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<int>((_, _, tags, _) =>
+        {
+            string? pipeline = null, name = null;
+            foreach (var tag in tags)
+            {
+                pipeline = tag.Key == "pipeline.name" ? tag.Value as string : pipeline;
+                name = tag.Key == "event.name" ? tag.Value as string : name;
+            }
+
+            if (pipeline == _provider && name == "OnCircuitOpened")
             {
                 Interlocked.Increment(ref opened);
             }
-        }, TestContext.Current.CancellationToken)));
+        });
+        listener.Start();
+        _upstream.Next = ServerError;
 
-        Assert.Equal(1, opened);
-        Assert.Equal(CircuitState.Open, breaker.State);
+        var results = await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => Task.Run(() => OpenAsync(router, Ct), Ct)));
+
+        Assert.All(results, Assert.NotNull);
+        Assert.Equal(1, Volatile.Read(ref opened));
+        var calls = _upstream.Calls;
+        Assert.InRange(calls, 50, 200);
+        Assert.NotNull(await OpenAsync(router, Ct));
+        Assert.Equal(calls, _upstream.Calls);
+    }
+
+    [Fact]
+    public async Task ARejectedRequestSaysNothingAgainstTheUpstream()
+    {
+        var router = Router();
+        _upstream.Next = ScriptedChatClient.Status(HttpStatusCode.BadRequest);
+
+        for (var i = 0; i < 10; i++)
+        {
+            var refused = await OpenAsync(router, Ct);
+            Assert.NotNull(refused);
+            Assert.False(refused.Transient);
+        }
+
+        Assert.Equal(10, _upstream.Calls);
+    }
+
+    [Fact]
+    public async Task ABuiltInProviderHasNoCircuit()
+    {
+        var router = Router(upstream: false);
+
+        await FailAsync(router, 10);
+
+        _upstream.Next = ScriptedChatClient.Answer;
+        Assert.Null(await OpenAsync(router, Ct));
+        Assert.Equal(11, _upstream.Calls);
     }
 }
 
@@ -182,7 +346,6 @@ public sealed class UpstreamCircuitTests : IAsyncLifetime
     public async Task TheCircuitOpensAfterRepeatedFailuresAndTheUpstreamIsLeftAloneUntilTheBreakEnds()
     {
         _upstream.Script("m-flaky", UpstreamReply.Status(503), UpstreamReply.Status(503), UpstreamReply.Status(503), UpstreamReply.Text("back", " again"));
-        var breaker = _services.Workers[0].Services.GetRequiredService<CircuitBreakers>().For("flaky");
 
         for (var i = 0; i < 3; i++)
         {
@@ -190,7 +353,6 @@ public sealed class UpstreamCircuitTests : IAsyncLifetime
         }
 
         Assert.Equal(3, _upstream.RequestCount("m-flaky"));
-        Assert.Equal(CircuitState.Open, breaker.State);
 
         // Open: refused without a call, or served by the fallback without a call.
         var refused = await StreamAsync("flaky");
@@ -201,11 +363,12 @@ public sealed class UpstreamCircuitTests : IAsyncLifetime
         Assert.Equal(3, fellBack.Count(e => e.EventType == "token"));
         Assert.Equal(3, _upstream.RequestCount("m-flaky"));
 
-        // The break ends: one trial goes through, succeeds, and closes the circuit.
+        // The break ends: one trial goes through, succeeds, and closes the circuit, so the next request is served too.
         _clock.Advance(TimeSpan.FromMinutes(1));
         var trial = await StreamAsync("flaky");
         Assert.Equal("back again", trial.Text());
         Assert.Equal(4, _upstream.RequestCount("m-flaky"));
-        Assert.Equal(CircuitState.Closed, breaker.State);
+        Assert.Equal("back again", (await StreamAsync("flaky")).Text());
+        Assert.Equal(5, _upstream.RequestCount("m-flaky"));
     }
 }

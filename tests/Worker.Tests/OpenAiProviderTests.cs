@@ -55,6 +55,7 @@ public sealed class OpenAiProviderTests(OpenAiProviderTests.Fixture fixture) : I
             Route(settings, "up-default", "fake", upstreamModel: null);
             Route(settings, "up-text", "fake", "m-text");
             Route(settings, "up-429", "fake", "m-429");
+            Route(settings, "up-429-long", "fake", "m-429-long", "synthetic");
             Route(settings, "up-503", "fake", "m-503", "up-fallback");
             Route(settings, "up-fallback", "fake", "m-fallback");
             Route(settings, "up-500", "fake", "m-500", "synthetic");
@@ -160,6 +161,20 @@ public sealed class OpenAiProviderTests(OpenAiProviderTests.Fixture fixture) : I
         Assert.Equal(2, requests.Count);
         // The backoff alone would wait at most 10 ms: a one-second gap is the Retry-After being honoured.
         Assert.True(Stopwatch.GetElapsedTime(requests[0].Timestamp, requests[1].Timestamp) >= TimeSpan.FromMilliseconds(950));
+    }
+
+    [Fact]
+    public async Task ARetryAfterTooLongToWaitForMovesOnToTheFallbackAtOnce()
+    {
+        Upstream.Script("m-429-long", UpstreamReply.Status(429, retryAfter: "99999999999"));
+
+        var started = Stopwatch.GetTimestamp();
+        var events = await StreamAsync("up-429-long", "too long", maxTokens: 3);
+
+        Assert.Equal(["start", "token", "token", "token", "end"], events.Select(e => e.EventType));
+        Assert.Equal(1, Upstream.RequestCount("m-429-long"));
+        // Longer than the 5 s Retry-After the worker would wait for: not waited for at all.
+        Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(5));
     }
 
     [Fact]

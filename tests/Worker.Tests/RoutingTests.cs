@@ -40,8 +40,7 @@ public sealed class RoutingTests
 
         var upstreamOptions = new OpenAiUpstreamOptions { Endpoint = new Uri("http://127.0.0.1:1/v1"), Model = "upstream-default", Timeout = TimeSpan.FromSeconds(7) };
         return new ProviderCatalog(services.BuildServiceProvider(), new FixedOptionsMonitor<ModelCatalogOptions>(table),
-            new FixedOptionsMonitor<OpenAiUpstreamOptions>(upstreamOptions), new OpenAiUpstreamNames(upstreams),
-            new CircuitBreakers(new FixedOptionsMonitor<ProviderResilienceOptions>(new()), TimeProvider.System));
+            new FixedOptionsMonitor<OpenAiUpstreamOptions>(upstreamOptions), new OpenAiUpstreamNames(upstreams));
     }
 
     [Fact]
@@ -103,8 +102,6 @@ public sealed class RoutingTests
         // Upstreams send the route's upstream model, else their own; built-in providers get the public name.
         Assert.Equal(["model-a", null, "synthetic"], candidates.Select(c => c.UpstreamModel));
         Assert.Equal([TimeSpan.FromSeconds(7), TimeSpan.FromSeconds(7), null], candidates.Select(c => c.AttemptTimeout));
-        Assert.NotNull(candidates[0].Breaker);
-        Assert.Null(candidates[2].Breaker);
     }
 
     [Fact]
@@ -145,6 +142,36 @@ public sealed class RoutingTests
         Assert.Equal(FailureKind.Malformed, malformed.Kind);
         Assert.False(malformed.Retryable);
         Assert.True(malformed.CountsAgainstUpstream);
+    }
+
+    [Theory]
+    [InlineData("1500", null, 1500)]
+    [InlineData(null, "2", 2000)]
+    [InlineData("-1", "3", 3000)]
+    [InlineData("NaN", null, null)]
+    [InlineData("soon", "later", null)]
+    [InlineData(null, "Wed, 21 Oct 2015 07:28:10 GMT", 10_000)]
+    [InlineData(null, "Wed, 21 Oct 2015 07:27:00 GMT", 0)]
+    public void RetryAfterIsReadFromMillisecondsSecondsOrADate(string? milliseconds, string? retryAfter, int? expectedMilliseconds)
+    {
+        var now = new DateTimeOffset(2015, 10, 21, 7, 28, 0, TimeSpan.Zero);
+
+        var delay = ProviderFailure.ParseRetryAfter(milliseconds, retryAfter, now);
+
+        Assert.Equal(expectedMilliseconds, (int?)delay?.TotalMilliseconds);
+    }
+
+    [Theory]
+    [InlineData("1e400", null)]
+    [InlineData("Infinity", null)]
+    [InlineData("99999999999999999999", null)]
+    [InlineData(null, "99999999999999999999999999999")]
+    [InlineData(null, "Fri, 31 Dec 9999 23:59:59 GMT")]
+    public void AHugeRetryAfterIsHeldToADayRatherThanOverflowing(string? milliseconds, string? retryAfter)
+    {
+        var delay = ProviderFailure.ParseRetryAfter(milliseconds, retryAfter, DateTimeOffset.UtcNow);
+
+        Assert.Equal(TimeSpan.FromDays(1), delay);
     }
 
     [Theory]

@@ -21,10 +21,6 @@ internal sealed class CancellationRegistry(IConnectionMultiplexer redis)
         return new Registration(this, id);
     }
 
-    public int Running => _running.Count;
-
-    public IReadOnlyCollection<string> RunningIds => (IReadOnlyCollection<string>)_running.Keys;
-
     private void OnCancel(RedisChannel channel, RedisValue message)
     {
         if (_running.TryGetValue(message.ToString(), out var source))

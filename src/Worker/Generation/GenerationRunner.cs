@@ -6,14 +6,27 @@ using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.Worker.Providers;
-using VixAspire.Worker.Queue;
 
 namespace VixAspire.Worker.Generation;
+
+/// <summary>What should become of a request's queue entry once its run is over; the entry's owner settles it.</summary>
+internal enum RunOutcome
+{
+    /// <summary>The stream is complete (or the entry cannot be run): acknowledge and delete the entry.</summary>
+    Done,
+
+    /// <summary>Stopped before the first token: queue the request again, then acknowledge the entry.</summary>
+    HandBack,
+
+    /// <summary>The stream may lack its end: leave the entry pending for whoever claims it.</summary>
+    LeavePending,
+}
 
 /// <summary>
 /// Runs one queued request: resolves its provider, streams the provider's output into the request's token
 /// stream, and always ends that stream with exactly one <c>end</c> entry (after an <c>error</c> entry when
-/// something failed), whatever happens: cancellation, timeouts, caps, provider failures or shutdown.
+/// something failed), whatever happens: cancellation, timeouts, caps, provider failures or shutdown. It does
+/// not touch the queue entry: it says what should become of it.
 /// </summary>
 internal sealed class GenerationRunner(
     IConnectionMultiplexer redis,
@@ -24,15 +37,14 @@ internal sealed class GenerationRunner(
     WorkerTelemetry telemetry,
     ILogger<GenerationRunner> logger)
 {
-    /// <summary>Runs the request in <paramref name="entry"/>; never throws. Returns the end reason, or null when nothing was written.</summary>
-    public async Task<string?> RunAsync(StreamEntry entry, bool claimed, CancellationToken stoppingToken)
+    /// <summary>Runs the request in <paramref name="entry"/>; never throws.</summary>
+    public async Task<RunOutcome> RunAsync(StreamEntry entry, bool claimed, CancellationToken stoppingToken)
     {
         var db = redis.GetDatabase();
         if (!TryParse(entry, out var id, out var request))
         {
             Log.MalformedRequest(logger, entry.Id.ToString());
-            await QueueEntries.AcknowledgeAsync(db, entry.Id);
-            return null;
+            return RunOutcome.Done;
         }
 
         ActivityContext.TryParse(entry[StreamFields.TraceParent], entry[StreamFields.TraceState], out var parent);
@@ -44,7 +56,6 @@ internal sealed class GenerationRunner(
         var limits = streaming.CurrentValue;
         string? reason = null;
         var tokens = 0;
-        var settle = true;
         var pickedUp = Stopwatch.GetTimestamp();
         telemetry.GenerationStarted();
         try
@@ -52,40 +63,32 @@ internal sealed class GenerationRunner(
             if (claimed && await HandleClaimedAsync(db, id, limits) is { } settled)
             {
                 reason = settled;
-                return reason;
+                return RunOutcome.Done;
             }
 
             await using var writer = new TokenStreamWriter(db, id, limits.MaxStreamEntries, limits.ResumeWindow);
-            (var ended, tokens) = await GenerateAsync(db, id, request, writer, limits, stoppingToken);
-            if (ended is null)
+            (reason, tokens) = await GenerateAsync(db, id, request, writer, limits, stoppingToken);
+            if (reason is null)
             {
                 // Shutting down before the first token: another worker can run it from the start.
-                settle = false;
-                await QueueEntries.HandBackAsync(db, entry);
                 Log.HandedOver(logger, id);
-                return null;
+                return RunOutcome.HandBack;
             }
 
-            reason = ended;
             await writer.CompleteAsync(reason, tokens);
             Log.GenerationEnded(logger, id, reason, tokens);
-            return reason;
+            return RunOutcome.Done;
         }
         catch (Exception ex) when (ex is RedisException or ChannelClosedException or TimeoutException)
         {
-            // The stream may lack its end: leave the entry pending, so whoever claims it ends the stream
-            // (worker_lost) or, if no token was sent, runs it again.
+            // The stream may lack its end: whoever claims the entry ends the stream (worker_lost) or, if no
+            // token was sent, runs it again.
             Log.StreamWriteFailed(logger, ex, id);
-            settle = false;
-            return EndReasons.Error;
+            return RunOutcome.LeavePending;
         }
         finally
         {
             telemetry.GenerationEnded(request.Model, tokens, reason ?? "unsettled", Stopwatch.GetElapsedTime(pickedUp));
-            if (settle)
-            {
-                await QueueEntries.AcknowledgeAsync(db, entry.Id);
-            }
         }
     }
 

@@ -62,9 +62,6 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     /// <summary>Cancelled when a write finds the request marked cancelled in Redis.</summary>
     public CancellationToken CancelledInRedis => _cancelledByFlag.Token;
 
-    /// <summary>Entries written to Redis so far, for tests and metrics.</summary>
-    public int Written { get; private set; }
-
     public ValueTask AppendTokenAsync(string text, int index, CancellationToken cancellationToken) =>
         EnqueueAsync(new Pending(TokenEvent, Envelopes.Token(text, index)), cancellationToken);
 
@@ -157,8 +154,6 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
             {
                 await _cancelledByFlag.CancelAsync();
             }
-
-            Written += (args.Count - 3) / 2;
         }
     }
 

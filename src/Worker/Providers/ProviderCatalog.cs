@@ -9,17 +9,14 @@ namespace VixAspire.Worker.Providers;
 /// <param name="Provider">The keyed provider name.</param>
 /// <param name="UpstreamModel">Sent as the model id; null lets the upstream client use its configured model.</param>
 /// <param name="AttemptTimeout">How long one attempt may wait for its first chunk; null for built-in providers.</param>
-/// <param name="Breaker">The upstream's circuit breaker; null for built-in providers.</param>
-internal sealed record ProviderCandidate(
-    string Model, string Provider, IChatClient Client, string? UpstreamModel, TimeSpan? AttemptTimeout, CircuitBreaker? Breaker);
+internal sealed record ProviderCandidate(string Model, string Provider, IChatClient Client, string? UpstreamModel, TimeSpan? AttemptTimeout);
 
 /// <summary>Resolves a public model name through the routing table to the providers to try, in order.</summary>
 internal sealed class ProviderCatalog(
     IServiceProvider services,
     IOptionsMonitor<ModelCatalogOptions> catalog,
     IOptionsMonitor<OpenAiUpstreamOptions> upstreams,
-    OpenAiUpstreamNames upstreamNames,
-    CircuitBreakers breakers)
+    OpenAiUpstreamNames upstreamNames)
 {
     /// <summary>The route's provider then its fallbacks' providers, or null when the model or its provider is unknown.</summary>
     public IReadOnlyList<ProviderCandidate>? Resolve(string model)
@@ -52,8 +49,8 @@ internal sealed class ProviderCatalog(
         }
 
         return upstreamNames.Contains(route.Provider)
-            ? new(model, route.Provider, client, route.UpstreamModel, upstreams.Get(route.Provider).Timeout, breakers.For(route.Provider))
-            : new(model, route.Provider, client, route.UpstreamModel ?? model, null, null);
+            ? new(model, route.Provider, client, route.UpstreamModel, upstreams.Get(route.Provider).Timeout)
+            : new(model, route.Provider, client, route.UpstreamModel ?? model, null);
     }
 }
 
@@ -63,6 +60,4 @@ internal sealed class OpenAiUpstreamNames(IEnumerable<string> names)
     private readonly HashSet<string> _names = new(names, StringComparer.Ordinal);
 
     public bool Contains(string provider) => _names.Contains(provider);
-
-    public IReadOnlyCollection<string> All => _names;
 }

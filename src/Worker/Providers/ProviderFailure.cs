@@ -29,20 +29,19 @@ internal enum FailureKind
     /// <summary>A response the client library could not parse.</summary>
     Malformed,
 
-    /// <summary>Skipped: the upstream's circuit is open.</summary>
-    CircuitOpen,
-
     Other,
 }
 
 /// <summary>What went wrong with one attempt, as far as retry, fallback and the circuit breaker care.</summary>
 internal readonly record struct ProviderFailure(FailureKind Kind, int? Status, TimeSpan? RetryAfter)
 {
+    private static readonly TimeSpan LongestRetryAfter = TimeSpan.FromDays(1);
+
     /// <summary>Worth another try of the same provider: rate limits, overload, timeouts and broken connections only.</summary>
     public bool Retryable => Kind is FailureKind.RateLimited or FailureKind.Unavailable or FailureKind.Timeout or FailureKind.Connection;
 
     /// <summary>Says something about the upstream's health (a refused request does not).</summary>
-    public bool CountsAgainstUpstream => Kind is not (FailureKind.Rejected or FailureKind.CircuitOpen);
+    public bool CountsAgainstUpstream => Kind is not FailureKind.Rejected;
 
     public static ProviderFailure Classify(Exception exception, bool attemptTimedOut)
     {
@@ -83,31 +82,37 @@ internal readonly record struct ProviderFailure(FailureKind Kind, int? Status, T
     };
 
     /// <summary>OpenAI's <c>retry-after-ms</c>, else <c>Retry-After</c> in seconds or as an HTTP date.</summary>
-    private static TimeSpan? RetryAfterOf(ClientResultException exception)
+    private static TimeSpan? RetryAfterOf(ClientResultException exception) =>
+        exception.GetRawResponse()?.Headers is { } headers
+            ? ParseRetryAfter(headers.TryGetValue("retry-after-ms", out var ms) ? ms : null,
+                headers.TryGetValue("Retry-After", out var value) ? value : null, DateTimeOffset.UtcNow)
+            : null;
+
+    /// <summary>
+    /// Reads a retry delay from header values; a malformed one is ignored, and a huge one is held to a day (far
+    /// beyond any wait the worker accepts, so it still means "try the next fallback") rather than overflowing.
+    /// </summary>
+    internal static TimeSpan? ParseRetryAfter(string? milliseconds, string? retryAfter, DateTimeOffset now)
     {
-        if (exception.GetRawResponse()?.Headers is not { } headers)
+        if (double.TryParse(milliseconds, NumberStyles.Float, CultureInfo.InvariantCulture, out var ms) && ms >= 0)
+        {
+            return Bounded(ms);
+        }
+
+        if (string.IsNullOrWhiteSpace(retryAfter))
         {
             return null;
         }
 
-        if (headers.TryGetValue("retry-after-ms", out var ms)
-            && double.TryParse(ms, NumberStyles.Float, CultureInfo.InvariantCulture, out var milliseconds) && milliseconds >= 0)
+        if (double.TryParse(retryAfter, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds))
         {
-            return TimeSpan.FromMilliseconds(milliseconds);
+            return Bounded(seconds * 1000);
         }
 
-        if (!headers.TryGetValue("Retry-After", out var value) || string.IsNullOrWhiteSpace(value))
-        {
-            return null;
-        }
-
-        if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds))
-        {
-            return TimeSpan.FromSeconds(seconds);
-        }
-
-        return DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var date)
-            ? TimeSpan.FromTicks(Math.Max(0, (date - DateTimeOffset.UtcNow).Ticks))
+        return DateTimeOffset.TryParse(retryAfter, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var date)
+            ? Bounded(Math.Max(0, (date - now).TotalMilliseconds))
             : null;
     }
+
+    private static TimeSpan Bounded(double milliseconds) => TimeSpan.FromMilliseconds(Math.Min(milliseconds, LongestRetryAfter.TotalMilliseconds));
 }

@@ -11,7 +11,7 @@ public sealed class ProviderResilienceOptions
     [Range(0, 10)]
     public int MaxRetries { get; set; } = 2;
 
-    /// <summary>Base of the exponential backoff; each wait is a random time up to base × 2^retry (full jitter).</summary>
+    /// <summary>Base of the exponential backoff; waits are jittered around base × 2^retry (Polly's decorrelated jitter).</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan BaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
@@ -22,11 +22,18 @@ public sealed class ProviderResilienceOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Consecutive failures of one upstream that open its circuit.</summary>
-    [Range(1, 1000)]
+    /// <summary>
+    /// Failures of one upstream that open its circuit, when no attempt within <see cref="BreakerSamplingDuration"/>
+    /// succeeded. Failures that say nothing about the upstream's health (a refused request) count as successes.
+    /// </summary>
+    [Range(2, 1000)]
     public int BreakerFailureThreshold { get; set; } = 5;
 
+    /// <summary>The window in which the threshold of failures, and no success, opens the circuit.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.500", "01:00:00")]
+    public TimeSpan BreakerSamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How long an open circuit skips its upstream before letting one trial request through.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.001", "01:00:00")]
+    [Range(typeof(TimeSpan), "00:00:00.500", "01:00:00")]
     public TimeSpan BreakerBreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -1,18 +1,17 @@
 using System.Diagnostics;
 using Microsoft.Extensions.AI;
-using Microsoft.Extensions.Options;
+using Polly;
+using Polly.CircuitBreaker;
 
 namespace VixAspire.Worker.Providers;
 
 /// <summary>
-/// Opens a response stream for a request: tries the route's provider, then each fallback, retrying transient
-/// failures with backoff, until one of them yields its first token. Nothing is written to the client in here,
-/// which is what makes retry and fallback safe; once a stream is returned, its failures are final.
+/// Opens a response stream for a request: tries the route's provider, then each fallback, each through its
+/// resilience pipeline (retries, circuit breaker), until one of them yields its first token. Nothing is written
+/// to the client in here, which is what makes retry and fallback safe; once a stream is returned, its failures
+/// are final.
 /// </summary>
-internal sealed class ProviderRouter(
-    IOptionsMonitor<ProviderResilienceOptions> resilience,
-    TimeProvider time,
-    ILogger<ProviderRouter> logger)
+internal sealed class ProviderRouter(ProviderPipelines pipelines, ILogger<ProviderRouter> logger)
 {
     /// <summary>
     /// Returns a stream positioned just after its first text update (or at its end, when a provider finished
@@ -22,68 +21,56 @@ internal sealed class ProviderRouter(
     public async Task<OpenedStream> OpenAsync(string requestId, IReadOnlyList<ProviderCandidate> candidates,
         IList<ChatMessage> messages, ChatOptions options, CancellationToken cancellationToken)
     {
-        var settings = resilience.CurrentValue;
-        var transient = false;
+        var request = new OpenRequest(requestId, messages, options);
         for (var i = 0; i < candidates.Count; i++)
         {
-            var candidate = candidates[i];
+            request.Candidate = candidates[i];
             if (i > 0)
             {
-                Log.FallingBack(logger, requestId, candidates[i - 1].Model, candidate.Model);
-                Activity.Current?.AddEvent(new ActivityEvent("vix.fallback", tags: new ActivityTagsCollection { ["vix.model"] = candidate.Model }));
+                Log.FallingBack(logger, requestId, candidates[i - 1].Model, request.Candidate.Model);
+                Activity.Current?.AddEvent(new ActivityEvent("vix.fallback", tags: new ActivityTagsCollection { ["vix.model"] = request.Candidate.Model }));
             }
 
-            for (var retry = 0; ; retry++)
+            // No operation key: Polly tags its metrics with it, and a request id would make one series per request.
+            var context = ResilienceContextPool.Shared.Get(cancellationToken);
+            try
             {
-                var (stream, failure) = await TryOpenAsync(requestId, candidate, messages, options, cancellationToken);
-                if (stream is not null)
+                var attempt = await pipelines.For(request.Candidate.Provider).ExecuteAsync(
+                    static (context, state) => state.Router.TryOpenAsync(state.Request, context.CancellationToken), context, (Router: this, Request: request));
+                if (attempt.Stream is { } stream)
                 {
                     return stream;
                 }
-
-                transient |= failure.Retryable || failure.Kind == FailureKind.CircuitOpen;
-                if (!failure.Retryable || retry >= settings.MaxRetries)
-                {
-                    break;
-                }
-
-                var delay = failure.RetryAfter ?? Backoff(settings, retry);
-                if (delay > settings.MaxRetryAfter && failure.RetryAfter is not null)
-                {
-                    // The upstream asks for a longer pause than a waiting client should sit through.
-                    break;
-                }
-
-                Log.RetryingProvider(logger, requestId, candidate.Provider, retry + 1, delay.TotalMilliseconds);
-                await Task.Delay(delay, time, cancellationToken);
+            }
+            catch (BrokenCircuitException)
+            {
+                Log.CircuitOpenSkipped(logger, requestId, request.Candidate.Provider);
+                request.Transient = true;
+            }
+            finally
+            {
+                ResilienceContextPool.Shared.Return(context);
             }
         }
 
-        throw new ProvidersUnavailableException(transient);
+        throw new ProvidersUnavailableException(request.Transient);
     }
 
-    private async Task<(OpenedStream? Stream, ProviderFailure Failure)> TryOpenAsync(string requestId, ProviderCandidate candidate,
-        IList<ChatMessage> messages, ChatOptions options, CancellationToken cancellationToken)
+    private async ValueTask<ProviderAttempt> TryOpenAsync(OpenRequest request, CancellationToken cancellationToken)
     {
-        var breaker = candidate.Breaker;
-        if (breaker is not null && !breaker.TryAcquire())
-        {
-            Log.CircuitOpenSkipped(logger, requestId, candidate.Provider);
-            return (null, new ProviderFailure(FailureKind.CircuitOpen, null, null));
-        }
-
+        var candidate = request.Candidate!;
         var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         if (candidate.AttemptTimeout is { } timeout)
         {
             attempt.CancelAfter(timeout);
         }
 
-        var attemptOptions = options.Clone();
+        var attemptOptions = request.Options.Clone();
         attemptOptions.ModelId = candidate.UpstreamModel;
         IAsyncEnumerator<ChatResponseUpdate>? updates = null;
         try
         {
-            updates = candidate.Client.GetStreamingResponseAsync(messages, attemptOptions, attempt.Token).GetAsyncEnumerator(attempt.Token);
+            updates = candidate.Client.GetStreamingResponseAsync(request.Messages, attemptOptions, attempt.Token).GetAsyncEnumerator(attempt.Token);
             var buffered = new List<ChatResponseUpdate>(1);
             var ended = true;
             while (await updates.MoveNextAsync())
@@ -98,38 +85,20 @@ internal sealed class ProviderRouter(
                 }
             }
 
-            if (breaker?.RecordSuccess() == true)
-            {
-                Log.CircuitClosed(logger, candidate.Provider);
-            }
-
             Activity.Current?.SetTag("vix.provider", candidate.Provider);
-            return (new OpenedStream(updates, attempt, buffered, ended), default);
+            return new(new OpenedStream(updates, attempt, buffered, ended), null);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
             var failure = ProviderFailure.Classify(ex, attempt.IsCancellationRequested);
-            Log.ProviderAttemptFailed(logger, ex, requestId, candidate.Provider, failure.Kind.ToString(), failure.Status ?? 0);
-            if (breaker is not null)
-            {
-                if (!failure.CountsAgainstUpstream)
-                {
-                    // It answered: alive, whatever it thought of this request.
-                    breaker.RecordSuccess();
-                }
-                else if (breaker.RecordFailure())
-                {
-                    Log.CircuitOpened(logger, candidate.Provider);
-                }
-            }
-
+            Log.ProviderAttemptFailed(logger, ex, request.RequestId, candidate.Provider, failure.Kind.ToString(), failure.Status ?? 0);
+            request.Transient |= failure.Retryable;
             await DisposeQuietlyAsync(updates);
             attempt.Dispose();
-            return (null, failure);
+            return new(null, failure);
         }
         catch (Exception ex)
         {
-            breaker?.Release();
             await DisposeQuietlyAsync(updates);
             attempt.Dispose();
             if (ex is not OperationCanceledException)
@@ -140,13 +109,6 @@ internal sealed class ProviderRouter(
 
             throw;
         }
-    }
-
-    /// <summary>Exponential backoff with full jitter: a random wait up to base × 2^retry, capped.</summary>
-    private static TimeSpan Backoff(ProviderResilienceOptions settings, int retry)
-    {
-        var ceiling = Math.Min(settings.MaxDelay.TotalMilliseconds, settings.BaseDelay.TotalMilliseconds * Math.Pow(2, retry));
-        return TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * ceiling);
     }
 
     private static async ValueTask DisposeQuietlyAsync(IAsyncEnumerator<ChatResponseUpdate>? updates)
@@ -206,6 +168,21 @@ internal sealed class OpenedStream(
             attempt.Dispose();
         }
     }
+}
+
+/// <summary>One request's way through its candidates: what each attempt needs, and whether any failure was transient.</summary>
+internal sealed class OpenRequest(string requestId, IList<ChatMessage> messages, ChatOptions options)
+{
+    public string RequestId => requestId;
+
+    public IList<ChatMessage> Messages => messages;
+
+    public ChatOptions Options => options;
+
+    public ProviderCandidate? Candidate { get; set; }
+
+    /// <summary>Some attempt failed transiently (rate limit, overload, timeout, connection) or met an open circuit.</summary>
+    public bool Transient { get; set; }
 }
 
 /// <summary>Every provider of a route failed, or was skipped, before sending a token.</summary>

@@ -6,6 +6,32 @@ namespace VixAspire.Worker.Queue;
 /// <summary>Settling request-queue entries: done (acknowledged and deleted) or handed back for another worker.</summary>
 internal static class QueueEntries
 {
+    // KEYS[1] queue; ARGV[1] group, ARGV[2] consumer, then entry ids. Resets the idle time of the ids still
+    // pending for this consumer only: one that another worker claimed meanwhile (this one looked dead) stays
+    // theirs, where a plain XCLAIM would take it back and run it twice.
+    private const string RenewScript = """
+        local renewed = 0
+        for i = 3, #ARGV do
+          if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) > 0 then
+            redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+            renewed = renewed + 1
+          end
+        end
+        return renewed
+        """;
+
+    // Bounds how long one script call holds Redis when a worker runs many generations.
+    private const int MaxRenewBatch = 500;
+
+    /// <summary>Resets the idle time of those of <paramref name="entryIds"/> that are still pending for <paramref name="consumer"/>.</summary>
+    public static async Task RenewAsync(IDatabase db, string consumer, RedisValue[] entryIds)
+    {
+        foreach (var batch in entryIds.Chunk(MaxRenewBatch))
+        {
+            await db.ScriptEvaluateAsync(RenewScript, [RedisKeys.Requests], [RedisKeys.WorkersGroup, consumer, .. batch]);
+        }
+    }
+
     /// <summary>Acknowledges and deletes the entry in one round trip: the queue holds only unfinished work.</summary>
     public static async Task AcknowledgeAsync(IDatabase db, RedisValue entryId)
     {

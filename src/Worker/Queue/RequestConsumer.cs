@@ -21,12 +21,25 @@ internal sealed class RequestConsumer(
     IOptions<WorkerOptions> options,
     ILogger<RequestConsumer> logger) : BackgroundService
 {
-    private readonly string _consumer = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid():N}"[..^24];
+    /// <summary>Most requests one blocking read takes, however many slots are free: a full read cannot starve other workers.</summary>
+    private const int MaxReadBatch = 64;
+
+    /// <summary>Most orphans one claim round takes, so one survivor does not take a dead worker's whole backlog at once.</summary>
+    private const int MaxClaimBatch = 16;
+
+    /// <summary>Hex digits of a random suffix that keep consumer names unique across restarts of one process id.</summary>
+    private const int ConsumerSuffixLength = 8;
+
+    /// <summary>Pause after a failed queue read, so a Redis outage is not met with a tight loop of errors.</summary>
+    private static readonly TimeSpan ReadFailurePause = TimeSpan.FromSeconds(1);
+
+    /// <summary>Added to the blocking read's BLOCK for the client's own timeout, so a slow answer is not taken for a dead connection.</summary>
+    private static readonly TimeSpan BlockingReadMargin = TimeSpan.FromSeconds(5);
+
+    private readonly string _consumer = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid():N}"[..^(32 - ConsumerSuffixLength)];
     private readonly ConcurrentDictionary<string, RedisValue> _inFlight = new(StringComparer.Ordinal);
     private readonly List<Task> _running = [];
     private SemaphoreSlim? _slots;
-
-    public string ConsumerName => _consumer;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -40,14 +53,14 @@ internal sealed class RequestConsumer(
         // Generations stop only after the reader has stopped: a hand-back appended while our own blocking read
         // is still outstanding would be delivered to this dying consumer and wait for a claim.
         using var generationStop = new CancellationTokenSource();
-        var claims = MaintainClaimsAsync(settings, stoppingToken, generationStop.Token);
+        var renewals = RenewAsync(settings, stoppingToken);
         try
         {
             await ConsumeAsync(blocking.GetDatabase(), settings, stoppingToken, generationStop.Token);
         }
         finally
         {
-            await claims;
+            await renewals;
             await generationStop.CancelAsync();
             Task[] running;
             lock (_running)
@@ -81,9 +94,19 @@ internal sealed class RequestConsumer(
         }
     }
 
+    /// <summary>
+    /// The one loop that takes slots: for orphans first when a claim round is due (they have waited a claim
+    /// idle time already), then for new requests. A blocking read holds the slots it may fill; were claims
+    /// taken elsewhere, a worker with few free slots would never have any left for them.
+    /// </summary>
     private async Task ConsumeAsync(IDatabase blocking, WorkerOptions settings, CancellationToken stoppingToken, CancellationToken generationToken)
     {
         var blockMilliseconds = (long)settings.BlockTimeout.TotalMilliseconds;
+        var minIdle = (long)settings.ClaimIdleTime.TotalMilliseconds;
+        var lastClaim = Stopwatch.GetTimestamp();
+        // XAUTOCLAIM scans at most COUNT x 10 pending entries a call: carry the cursor so orphans behind many
+        // live entries are reached too.
+        RedisValue cursor = "0-0";
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -95,11 +118,22 @@ internal sealed class RequestConsumer(
                 return;
             }
 
-            // Read as many requests as there are free slots (bounded), each one already holding its slot.
+            // As many slots as are free (bounded), each one held for a request this round may start.
             var free = 1;
-            while (free < 64 && _slots.Wait(0, CancellationToken.None))
+            while (free < MaxReadBatch && _slots.Wait(0, CancellationToken.None))
             {
                 free++;
+            }
+
+            if (Stopwatch.GetElapsedTime(lastClaim) >= settings.ClaimInterval)
+            {
+                lastClaim = Stopwatch.GetTimestamp();
+                (var started, cursor) = await ClaimOrphansAsync(Math.Min(free, MaxClaimBatch), minIdle, cursor, stoppingToken, generationToken);
+                free -= started;
+                if (free == 0)
+                {
+                    continue;
+                }
             }
 
             StreamEntry[] entries;
@@ -118,7 +152,7 @@ internal sealed class RequestConsumer(
                 }
                 else
                 {
-                    await DelayQuietlyAsync(TimeSpan.FromSeconds(1), stoppingToken);
+                    await DelayQuietlyAsync(ReadFailurePause, stoppingToken);
                 }
 
                 continue;
@@ -147,6 +181,43 @@ internal sealed class RequestConsumer(
         }
     }
 
+    /// <summary>
+    /// Claims up to <paramref name="room"/> entries idle past <see cref="WorkerOptions.ClaimIdleTime"/> (their
+    /// worker is presumed dead) and starts them on slots the caller holds. Returns how many started and the
+    /// next cursor. A failure is logged and claims nothing: this round is what ends the streams of dead
+    /// workers, so no error may stop the rounds after it.
+    /// </summary>
+    private async Task<(int Started, RedisValue Cursor)> ClaimOrphansAsync(
+        int room, long minIdle, RedisValue cursor, CancellationToken stoppingToken, CancellationToken generationToken)
+    {
+        StreamEntry[] entries;
+        try
+        {
+            var claimed = await redis.GetDatabase()
+                .StreamAutoClaimAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer, minIdle, cursor, room)
+                .WaitAsync(stoppingToken);
+            cursor = claimed.NextStartId;
+            entries = [.. claimed.ClaimedEntries.Where(e => !e.IsNull)];
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return (0, cursor);
+        }
+        catch (Exception ex)
+        {
+            Log.ClaimFailed(logger, ex);
+            return (0, cursor);
+        }
+
+        foreach (var entry in entries)
+        {
+            Log.Claimed(logger, entry[StreamFields.RequestId].ToString());
+            Start(entry, claimed: true, generationToken);
+        }
+
+        return (entries.Length, cursor);
+    }
+
     private void Start(StreamEntry entry, bool claimed, CancellationToken stoppingToken)
     {
         var key = entry.Id.ToString();
@@ -166,7 +237,7 @@ internal sealed class RequestConsumer(
             await Task.Yield();
             // Not a child of whatever the consumer loop ran under: the trace continues from the request's traceparent.
             Activity.Current = null;
-            await runner.RunAsync(entry, claimed, stoppingToken);
+            await SettleAsync(entry, await runner.RunAsync(entry, claimed, stoppingToken));
         }
         finally
         {
@@ -175,71 +246,51 @@ internal sealed class RequestConsumer(
         }
     }
 
+    /// <summary>Settles the entry as its run asks; one that cannot be settled stays pending and is claimed later.</summary>
+    private async Task SettleAsync(StreamEntry entry, RunOutcome outcome)
+    {
+        var db = redis.GetDatabase();
+        try
+        {
+            switch (outcome)
+            {
+                case RunOutcome.Done:
+                    await QueueEntries.AcknowledgeAsync(db, entry.Id);
+                    break;
+                case RunOutcome.HandBack:
+                    await QueueEntries.HandBackAsync(db, entry);
+                    break;
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.SettleFailed(logger, ex, entry.Id.ToString());
+        }
+    }
+
     /// <summary>
-    /// Every claim interval: renews this worker's pending entries (so a long generation is never taken for
-    /// an orphan) and claims entries idle past <see cref="WorkerOptions.ClaimIdleTime"/> while it has room.
+    /// Every claim interval, resets the idle time of this worker's in-flight entries, so a long generation is
+    /// never taken for an orphan. A failed round is logged and the next one runs.
     /// </summary>
-    private async Task MaintainClaimsAsync(WorkerOptions settings, CancellationToken stoppingToken, CancellationToken generationToken)
+    private async Task RenewAsync(WorkerOptions settings, CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(settings.ClaimInterval);
         var db = redis.GetDatabase();
-        var minIdle = (long)settings.ClaimIdleTime.TotalMilliseconds;
-        // XAUTOCLAIM scans at most COUNT x 10 pending entries a call: carry the cursor so orphans behind many
-        // live entries are reached too.
-        RedisValue cursor = "0-0";
-        try
+        while (!stoppingToken.IsCancellationRequested)
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken))
+            try
             {
-                try
-                {
-                    var mine = _inFlight.Values.ToArray();
-                    if (mine.Length > 0)
-                    {
-                        await db.StreamClaimIdsOnlyAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer, 0, mine).WaitAsync(stoppingToken);
-                    }
-
-                    var room = 0;
-                    while (room < 16 && _slots!.Wait(0, CancellationToken.None))
-                    {
-                        room++;
-                    }
-
-                    if (room == 0)
-                    {
-                        continue;
-                    }
-
-                    StreamAutoClaimResult claimed;
-                    try
-                    {
-                        claimed = await db.StreamAutoClaimAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer, minIdle, cursor, room)
-                            .WaitAsync(stoppingToken);
-                    }
-                    catch
-                    {
-                        _slots!.Release(room);
-                        throw;
-                    }
-
-                    cursor = claimed.NextStartId;
-                    var entries = claimed.ClaimedEntries.Where(e => !e.IsNull).ToArray();
-                    _slots!.Release(room - entries.Length);
-                    foreach (var entry in entries)
-                    {
-                        Log.Claimed(logger, entry[StreamFields.RequestId].ToString());
-                        Start(entry, claimed: true, generationToken);
-                    }
-                }
-                catch (Exception ex) when (ex is RedisException or TimeoutException)
-                {
-                    Log.QueueReadFailed(logger, ex);
-                }
+                await timer.WaitForNextTickAsync(stoppingToken);
+                await QueueEntries.RenewAsync(db, _consumer, [.. _inFlight.Values]).WaitAsync(stoppingToken);
             }
-        }
-        catch (OperationCanceledException)
-        {
-            // Shutting down.
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                Log.RenewFailed(logger, ex);
+            }
         }
     }
 
@@ -252,7 +303,7 @@ internal sealed class RequestConsumer(
     }
 
     /// <summary>Parses a RESP2 <c>XREADGROUP</c> reply for one stream: <c>[[name, [[id, [field, value, ...]], ...]]]</c>.</summary>
-    internal static StreamEntry[] ParseSingleStream(RedisResult result)
+    private static StreamEntry[] ParseSingleStream(RedisResult result)
     {
         if (result.IsNull || result.Length == 0)
         {
@@ -285,7 +336,7 @@ internal sealed class RequestConsumer(
         config.Protocol = RedisProtocol.Resp2;
         config.AbortOnConnectFail = false;
         config.ClientName = $"vix-worker-block-{Environment.ProcessId}";
-        config.AsyncTimeout = (int)(settings.BlockTimeout + TimeSpan.FromSeconds(5)).TotalMilliseconds;
+        config.AsyncTimeout = (int)(settings.BlockTimeout + BlockingReadMargin).TotalMilliseconds;
         return await ConnectionMultiplexer.ConnectAsync(config);
     }
 

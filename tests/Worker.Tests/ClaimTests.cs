@@ -1,0 +1,141 @@
+using StackExchange.Redis;
+using VixAspire.Contracts;
+using VixAspire.TestSupport;
+using static VixAspire.TestSupport.TokenStreams;
+
+namespace VixAspire.Worker.Tests;
+
+/// <summary>
+/// Claims between workers, against a real redis-server: a dead consumer's requests all end, even when the
+/// survivor has fewer slots than there are orphans, and renewing one's own requests never takes back one
+/// that another consumer has claimed meanwhile.
+/// </summary>
+public sealed class ClaimTests : IAsyncLifetime
+{
+    private const string DeadConsumer = "dead-worker";
+
+    private readonly RedisServer _redis = new();
+    private RunningServices _services = null!;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private IDatabase Db => _redis.Database;
+
+    public async ValueTask InitializeAsync()
+    {
+        await _redis.InitializeAsync();
+        _services = await RunningServices.StartAsync(_redis, workers: 0, gateway: false, cancellationToken: Ct);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _services.DisposeAsync();
+        await _redis.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task EveryRequestOfAKilledWorkerEndsOnceOnASurvivorWithFewerSlotsThanOrphans()
+    {
+        await Db.StreamCreateConsumerGroupAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, "0-0", createStream: true);
+        var withTokens = new List<string>();
+        var withoutTokens = new List<string>();
+        for (var i = 0; i < 60; i++)
+        {
+            var id = await EnqueueAsync(Db, Request($"orphan {i}", 3));
+            if (i % 3 == 0)
+            {
+                await Db.StreamAddAsync(RedisKeys.Tokens(id), [new(StreamFields.Event, EventNames.Token), new(StreamFields.Data, Envelopes.Token("half", 0))]);
+                withTokens.Add(id);
+            }
+            else
+            {
+                withoutTokens.Add(id);
+            }
+        }
+
+        // The killed worker had read all 60 and will never acknowledge them.
+        var delivered = await Db.StreamReadGroupAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, DeadConsumer, ">", count: 60);
+        Assert.Equal(60, delivered.Length);
+
+        await _services.StartWorkerAsync(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:redis"] = _redis.ConnectionString,
+            ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
+            ["Providers:Synthetic:TokenDelay"] = "00:00:00.010",
+            ["Worker:MaxConcurrency"] = "8",
+            ["Worker:BlockTimeout"] = "00:00:00.200",
+            ["Worker:ClaimIdleTime"] = "00:00:01",
+            ["Worker:ClaimInterval"] = "00:00:00.100",
+        }, Ct);
+
+        foreach (var id in withTokens.Concat(withoutTokens))
+        {
+            await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
+        }
+
+        var pending = await Db.StreamPendingAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
+        Assert.Equal(0, pending.PendingMessageCount);
+        foreach (var id in withTokens)
+        {
+            var entries = await Db.StreamRangeAsync(RedisKeys.Tokens(id));
+            Assert.Equal(["start", "token", "error", "end"], entries.Select(EventOf));
+            Assert.Equal(ErrorCodes.WorkerLost, PayloadOf(entries[2]).GetProperty("code").GetString());
+        }
+
+        foreach (var id in withoutTokens)
+        {
+            var entries = await Db.StreamRangeAsync(RedisKeys.Tokens(id));
+            Assert.Equal(["start", "token", "token", "token", "end"], entries.Select(EventOf));
+            Assert.Equal("length", PayloadOf(entries[^1]).GetProperty("reason").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task RenewingItsOwnRequestsNeverTakesBackOneAnotherConsumerClaimed()
+    {
+        await _services.StartWorkerAsync(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:redis"] = _redis.ConnectionString,
+            ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
+            ["Providers:Synthetic:TokenDelay"] = "00:00:00.050",
+            // Nothing is idle long enough to be taken as an orphan: only renewals run.
+            ["Worker:ClaimIdleTime"] = "00:10:00",
+            ["Worker:ClaimInterval"] = "00:00:00.100",
+        }, Ct);
+        var stolen = await EnqueueAsync(Db, Request("stolen", 5000));
+        var kept = await EnqueueAsync(Db, Request("kept", 5000));
+        foreach (var id in new[] { stolen, kept })
+        {
+            await WaitForAsync(_redis.Connection, id, e => e.Any(x => EventOf(x) == EventNames.Token), TimeSpan.FromSeconds(30), Ct);
+        }
+
+        var entryIds = await EntryIdsAsync();
+        await Db.StreamClaimIdsOnlyAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, "thief", 0, [entryIds[stolen]]);
+
+        // Idle time only grows until a renewal resets it: a reading below the one before it, both taken after
+        // the theft, means the worker has renewed its entries since.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        var previous = await IdleAsync(entryIds[kept]);
+        while (await IdleAsync(entryIds[kept]) is var idle && idle >= previous)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the worker never renewed its own entry");
+            previous = idle;
+            await Task.Delay(TimeSpan.FromMilliseconds(20), Ct);
+        }
+
+        var owner = await Db.StreamPendingMessagesAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, 1, RedisValue.Null, entryIds[stolen], entryIds[stolen]);
+        Assert.Equal("thief", Assert.Single(owner).ConsumerName.ToString());
+    }
+
+    private async Task<Dictionary<string, RedisValue>> EntryIdsAsync()
+    {
+        var queued = await Db.StreamRangeAsync(RedisKeys.Requests);
+        return queued.ToDictionary(e => e[StreamFields.RequestId].ToString(), e => e.Id);
+    }
+
+    private async Task<long> IdleAsync(RedisValue entryId)
+    {
+        var pending = await Db.StreamPendingMessagesAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, 1, RedisValue.Null, entryId, entryId);
+        return Assert.Single(pending).IdleTimeInMilliseconds;
+    }
+}
