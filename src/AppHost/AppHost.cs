@@ -9,23 +9,23 @@ if (!RedisHosting.TryAddRedis(builder, "redis", out var redis, out var problem))
     return 1;
 }
 
-var streamApi = builder.AddProject<Projects.StreamApi>("streamapi")
+var streamApis = builder.AddStreamApiReplicas(replica => replica
     .WithReference(redis).WaitFor(redis)
     .WithServiceSettings(builder.Configuration, "All")
-    .WithServiceSettings(builder.Configuration, "StreamApi");
+    .WithServiceSettings(builder.Configuration, "StreamApi"));
 
 builder.AddProject<Projects.Worker>("worker")
     .WithReference(redis).WaitFor(redis)
     .WithServiceSettings(builder.Configuration, "All")
     .WithServiceSettings(builder.Configuration, "Worker")
-    .WithReplicas(builder.Configuration.GetValue("Worker:Replicas", 1));
+    .WithHttpHealthCheck("/health")
+    .WithReplicas(Topology.Replicas(builder.Configuration, "Worker"));
 
 var gateway = builder.AddProject<Projects.Gateway>("gateway")
-    .WithReference(streamApi).WaitFor(streamApi)
+    .WithStreamApiDestinations(streamApis)
     .WithServiceSettings(builder.Configuration, "All")
     .WithServiceSettings(builder.Configuration, "Gateway")
-    .WithEndpoint("http", endpoint => endpoint.Port = GatewayPort(builder.Configuration))
-    .WithExternalHttpEndpoints();
+    .WithPublicEndpoint(builder.Configuration);
 
 // The load test waits for a Start in the dashboard unless LoadTest:Enabled; LoadTest:Args are its options.
 var loadTest = builder.AddProject<Projects.LoadTest>("loadtest")
@@ -39,6 +39,3 @@ if (!builder.Configuration.GetValue("LoadTest:Enabled", false))
 builder.Build().Run();
 return 0;
 
-// 8080 by default; 0 lets Aspire pick a free port (tests, or a second AppHost beside a running one).
-static int? GatewayPort(IConfiguration configuration) =>
-    configuration.GetValue("Gateway:Port", 8080) is var port and > 0 ? port : null;

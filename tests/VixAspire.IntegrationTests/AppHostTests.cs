@@ -6,8 +6,9 @@ using VixAspire.TestSupport;
 namespace VixAspire.IntegrationTests;
 
 /// <summary>
-/// The AppHost as a user runs it: Aspire starts redis-server (no container runtime here), StreamApi,
-/// Worker and the gateway, and a client streams through the gateway. One AppHost serves the whole class.
+/// The AppHost as a user runs it: Aspire starts redis-server (no container runtime here), two StreamApi
+/// replicas, two workers and the gateway, and a client streams through the gateway. One AppHost serves the
+/// whole class.
 /// </summary>
 public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<AppHostTests.Fixture>
 {
@@ -24,11 +25,13 @@ public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<A
             // Port 0: beside a running AppHost (on 8080) or another test run, the gateway takes any free port.
             var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
                 ["Gateway:Port=0", "Services:Worker:Providers:Synthetic:TokenDelay=00:00:00.010",
-                 "Services:All:Inference:Models:house-model:Provider=synthetic"], startup.Token);
+                 "Services:All:Inference:Models:house-model:Provider=synthetic",
+                 // Each StreamApi replica logs the requests it serves, so a test can tell which one served.
+                 "Services:StreamApi:Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics=Information"], startup.Token);
             builder.Services.ConfigureHttpClientDefaults(http => http.ConfigureHttpClient(c => c.Timeout = TimeSpan.FromSeconds(60)));
             App = await builder.BuildAsync(startup.Token);
             await App.StartAsync(startup.Token);
-            foreach (var resource in new[] { "redis", "streamapi", "worker", "gateway" })
+            foreach (var resource in new[] { "redis", "streamapi", "streamapi-1", "worker", "gateway" })
             {
                 await App.ResourceNotifications.WaitForResourceHealthyAsync(resource, startup.Token);
             }
@@ -46,6 +49,13 @@ public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<A
     }
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private IResourceWithEndpoints Resource(string name) =>
+        fixture.App.Services.GetRequiredService<DistributedApplicationModel>().Resources.OfType<IResourceWithEndpoints>().Single(r => r.Name == name);
+
+    private IResourceWithEndpoints[] StreamApiReplicas() =>
+        [.. fixture.App.Services.GetRequiredService<DistributedApplicationModel>().Resources.OfType<ProjectResource>()
+            .Where(r => r.Name == "streamapi" || r.Name.StartsWith("streamapi-", StringComparison.Ordinal))];
 
     [Fact]
     public async Task TheAppHostStreamsTokensThroughTheGateway()
@@ -87,8 +97,78 @@ public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<A
 
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
         Assert.Equal(HttpStatusCode.OK, alive.StatusCode);
-        using var api = fixture.App.CreateHttpClient("streamapi");
-        Assert.Equal("Healthy", await api.GetStringAsync("/health", Ct));
+        foreach (var replica in StreamApiReplicas())
+        {
+            using var api = fixture.App.CreateHttpClient(replica.Name);
+            Assert.Equal("Healthy", await api.GetStringAsync("/health", Ct));
+        }
+    }
+
+    [Fact]
+    public void TheGatewayProcessItselfListensOnThePublicPortWithNoProxyInFront()
+    {
+        var gateway = Resource("gateway");
+        var endpoint = Assert.Single(gateway.Annotations.OfType<EndpointAnnotation>(), e => e.Name == "http");
+        var port = gateway.GetEndpoint("http").Port;
+
+        Assert.False(endpoint.IsProxied);
+        Assert.True(endpoint.IsExternal);
+        Assert.Equal(["VixAspire.Gateway"], TcpSockets.Read().ListenersOn(port));
+    }
+
+    [Fact]
+    public async Task TwoStreamsAtOnceGoFromTheGatewayStraightToEachOfTheTwoStreamApiReplicas()
+    {
+        var replicas = StreamApiReplicas();
+        using var client = fixture.App.CreateHttpClient("gateway");
+        var probe = Guid.NewGuid().ToString("N");
+
+        // Long enough (300 tokens at 10 ms) that the first stream is still open when the second starts, so
+        // the gateway's PowerOfTwoChoices sends the second one to the replica that has none.
+        using var first = await client.SendStreamingAsync(ProbeRequest($"{probe}-a"), Ct);
+        using var second = await client.SendStreamingAsync(ProbeRequest($"{probe}-b"), Ct);
+        var sockets = TcpSockets.Read();
+
+        Assert.Equal(2, replicas.Length);
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        var served = new List<string>();
+        foreach (var replica in replicas)
+        {
+            var port = replica.GetEndpoint("http").Port;
+            Assert.False(Assert.Single(replica.Annotations.OfType<EndpointAnnotation>(), e => e.Name == "http").IsProxied);
+            Assert.Equal(["VixAspire.StreamApi"], sockets.ListenersOn(port));
+            Assert.Contains(sockets, s => s.Established && s.RemotePort == port && s.Program == "VixAspire.Gateway");
+            served.Add(await FirstProbeServedByAsync(replica, probe).WaitAsync(TimeSpan.FromSeconds(30), Ct));
+        }
+
+        Assert.Equal([$"{probe}-a", $"{probe}-b"], served.Order());
+    }
+
+    private static HttpRequestMessage ProbeRequest(string probe)
+    {
+        var request = SseEvents.StreamRequest(new { prompt = "which replica", model = "synthetic", max_tokens = 300 });
+        request.RequestUri = new Uri($"/infer/stream?probe={probe}", UriKind.Relative);
+        return request;
+    }
+
+    /// <summary>The probe in the first request line of <paramref name="replica"/>'s log that carries one.</summary>
+    private async Task<string> FirstProbeServedByAsync(IResource replica, string probe)
+    {
+        var logs = fixture.App.Services.GetRequiredService<ResourceLoggerService>();
+        await foreach (var batch in logs.WatchAsync(replica).WithCancellation(Ct))
+        {
+            foreach (var line in batch)
+            {
+                var at = line.Content.IndexOf($"probe={probe}-", StringComparison.Ordinal);
+                if (at >= 0)
+                {
+                    return line.Content.Substring(at + "probe=".Length, probe.Length + 2);
+                }
+            }
+        }
+
+        throw new InvalidOperationException($"{replica.Name}'s log ended before it served a probe.");
     }
 
     [Fact]

@@ -1,0 +1,197 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using VixAspire.Gateway;
+using VixAspire.TestSupport;
+
+namespace VixAspire.IntegrationTests;
+
+/// <summary>
+/// The real gateway in front of a real StreamApi whose Kestrel closes idle connections after 2 s, with a
+/// <see cref="LateCloseRelay"/> between them so that the API's close reaches the gateway 2 s late. A
+/// gateway that kept pooled connections longer than the API's keep-alive would reuse a closed one and
+/// answer 502; ours drops them after 1 s (cluster metadata <c>PooledConnectionIdleTimeout</c>).
+/// </summary>
+public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<GatewayTests.Fixture>
+{
+    public static readonly TimeSpan ApiKeepAlive = TimeSpan.FromSeconds(2);
+
+    public sealed class Fixture : IAsyncLifetime
+    {
+        private readonly RedisServer _redis = new();
+        private RunningServices? _services;
+
+        public LateCloseRelay Relay { get; private set; } = null!;
+
+        public WebApplication Gateway { get; private set; } = null!;
+
+        public async ValueTask InitializeAsync()
+        {
+            await _redis.InitializeAsync();
+            _services = await RunningServices.StartAsync(_redis, new Dictionary<string, string?>
+            {
+                ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
+                ["Providers:Synthetic:TokenDelay"] = "00:00:00.001",
+            }, workers: 1, gateway: false,
+                apiServices: services => services.Configure<KestrelServerOptions>(kestrel => kestrel.Limits.KeepAliveTimeout = ApiKeepAlive));
+            Relay = new LateCloseRelay(_services.ApiAddress, closeDelay: ApiKeepAlive);
+            Gateway = await StartGatewayAsync(Relay.Address, new Dictionary<string, string?>
+            {
+                ["ReverseProxy:Clusters:streamapi:Metadata:PooledConnectionIdleTimeout"] = "00:00:01",
+            }, CancellationToken.None);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Gateway is not null)
+            {
+                await Gateway.StopAsync(CancellationToken.None);
+                await Gateway.DisposeAsync();
+            }
+
+            if (Relay is not null)
+            {
+                await Relay.DisposeAsync();
+            }
+
+            if (_services is not null)
+            {
+                await _services.DisposeAsync();
+            }
+
+            await _redis.DisposeAsync();
+        }
+    }
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task PostsSentJustAsTheApiClosesItsIdleConnectionsAllStreamInFull()
+    {
+        using var client = RunningServices.CreateClient(new Uri(fixture.Gateway.Urls.First()));
+
+        for (var round = 0; round < 4; round++)
+        {
+            await AssertStreamsInFullAsync(client, $"round {round}, first");
+            // No gap: the pooled connection is reused well inside the API's keep-alive.
+            await AssertStreamsInFullAsync(client, $"round {round}, second");
+            // The idle gap under test: it lasts until the connection to the API is gone, closed by the API's
+            // keep-alive timeout (whose close the relay reports late) or by the gateway's shorter idle timeout.
+            await fixture.Relay.AllUpstreamConnectionsClosed.WaitAsync(ApiKeepAlive * 5, Ct);
+        }
+
+        Assert.InRange(fixture.Relay.Connections, 4, 8);
+    }
+
+    [Fact]
+    public async Task APostTheApiReceivedIsNotSentAgainWhenTheApiDropsTheConnection()
+    {
+        await using var upstream = new DroppingUpstream();
+        await using var gateway = await StartGatewayAsync(upstream.Address, new Dictionary<string, string?>(), Ct);
+        using var client = RunningServices.CreateClient(new Uri(gateway.Urls.First()));
+
+        using var response = await client.SendAsync(SseEvents.StreamRequest(new { prompt = "once", max_tokens = 2 }), Ct).WaitAsync(Bound, Ct);
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal(1, upstream.Requests);
+    }
+
+    private static async Task AssertStreamsInFullAsync(HttpClient client, string what)
+    {
+        using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = what, model = "synthetic", max_tokens = 5 }), Ct).WaitAsync(Bound, Ct);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{what}: {(int)response.StatusCode} {response.StatusCode}");
+        var events = await response.ReadAllEventsAsync(Ct).WaitAsync(Bound, Ct);
+        Assert.Equal(["start", .. Enumerable.Repeat("token", 5), "end"], events.Select(e => e.EventType));
+        Assert.Equal("length", events.EndReason());
+    }
+
+    /// <summary>The gateway as its Program.cs composes it, with its real routes, sending the cluster to <paramref name="destination"/>.</summary>
+    private static async Task<WebApplication> StartGatewayAsync(Uri destination, Dictionary<string, string?> settings, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            EnvironmentName = Environments.Production,
+            ContentRootPath = Directory.CreateTempSubdirectory("vix-test-gateway-").FullName,
+        });
+        builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "gateway.appsettings.json"), optional: false);
+        settings["ReverseProxy:Clusters:streamapi:Destinations:streamapi:Address"] = destination.ToString();
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.AddServiceDefaults();
+        builder.AddGateway();
+        var app = builder.Build();
+        app.MapGateway();
+        await app.StartAsync(cancellationToken);
+        return app;
+    }
+
+    /// <summary>An upstream that reads a request's headers, counts it, and closes the connection without answering.</summary>
+    private sealed class DroppingUpstream : IAsyncDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _serving;
+        private int _requests;
+
+        public DroppingUpstream()
+        {
+            _listener.Start();
+            Address = new Uri($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
+            _serving = ServeAsync(_stop.Token);
+        }
+
+        public Uri Address { get; }
+
+        public int Requests => Volatile.Read(ref _requests);
+
+        private async Task ServeAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                while (true)
+                {
+                    using var connection = await _listener.AcceptTcpClientAsync(cancellationToken);
+                    var stream = connection.GetStream();
+                    var received = new StringBuilder();
+                    var buffer = new byte[4096];
+                    while (!received.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+                    {
+                        var read = await stream.ReadAsync(buffer, cancellationToken);
+                        if (read == 0)
+                        {
+                            break;
+                        }
+
+                        received.Append(Encoding.ASCII.GetString(buffer, 0, read));
+                    }
+
+                    if (received.ToString().StartsWith("POST ", StringComparison.Ordinal))
+                    {
+                        Interlocked.Increment(ref _requests);
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _listener.Stop();
+            await _serving;
+            _stop.Dispose();
+        }
+    }
+}
