@@ -121,12 +121,12 @@ public sealed partial class DeployArtifactsTests(AppHostManifest manifest) : ICl
             Assert.Equal("Deployment", workload.Kind);
             Assert.Equal(("/health", "http"), workload.Probes["readinessProbe"]);
             Assert.Equal(("/alive", "http"), workload.Probes["livenessProbe"]);
-            Assert.Equal(new[] { "http-health", "/health" }, Deployed.Compose[project.Name].HealthCheck.Skip(1));
+            Assert.Equal("http-health /health", Deployed.Compose[project.Name].HealthCheck);
             probed++;
         }
 
         Assert.True(probed >= 3, $"only {probed} HTTP services");
-        Assert.Contains("redis-cli ping", string.Join(' ', Deployed.Compose["redis"].HealthCheck));
+        Assert.Contains("redis-cli ping", Deployed.Compose["redis"].HealthCheck);
     }
 
     [Fact]
@@ -299,7 +299,7 @@ public sealed partial record ManifestProject(string Name, IReadOnlySet<string> S
 }
 
 public sealed record ComposeService(string Name, IReadOnlyDictionary<string, string> Env, IReadOnlyList<int> PublishedPorts,
-    IReadOnlyList<string> HealthCheck, int Replicas);
+    string HealthCheck, int Replicas);
 
 public sealed record K8sWorkload(string Name, string Kind, int Replicas, IReadOnlyDictionary<string, string> Env,
     IReadOnlyDictionary<string, string> EnvSources, IReadOnlyDictionary<string, int> Ports,
@@ -354,9 +354,13 @@ public sealed record Artifacts(IReadOnlyDictionary<string, ComposeService> Compo
         var ports = Child(service, "ports") is YamlSequenceNode p
             ? p.Children.Select(n => int.Parse(Scalar(n).Split('/')[0].Split(':')[^1], System.Globalization.CultureInfo.InvariantCulture)).ToList()
             : [];
-        var health = Child(service, "healthcheck") is YamlMappingNode h && Child(h, "test") is YamlSequenceNode test
-            ? test.Children.Select(Scalar).ToList()
-            : [];
+        // A string is a shell command; a list starts with CMD or CMD-SHELL.
+        var health = (Child(service, "healthcheck") as YamlMappingNode is { } h ? Child(h, "test") : null) switch
+        {
+            YamlScalarNode command => command.Value ?? "",
+            YamlSequenceNode list => string.Join(' ', list.Children.Skip(1).Select(Scalar)),
+            _ => "",
+        };
         var replicas = Child(service, "deploy") is YamlMappingNode d && Child(d, "replicas") is YamlScalarNode r ? int.Parse(r.Value!, System.Globalization.CultureInfo.InvariantCulture) : 1;
         return new ComposeService(name, env, ports, health, replicas);
     }
