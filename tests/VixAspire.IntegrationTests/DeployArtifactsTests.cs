@@ -228,11 +228,20 @@ public sealed partial class AppHostManifest : IAsyncLifetime
         return ValueTask.CompletedTask;
     }
 
+    private static string? PathOf(JsonElement resource) => resource.TryGetProperty("path", out var path) ? path.GetString() : null;
+
+    [GeneratedRegex("^(.+)-[0-9]+$")]
+    private static partial Regex ReplicaName();
+
     private static List<ManifestResource> Parse(JsonElement resources)
     {
         var deployable = resources.EnumerateObject()
             .Where(r => Regex.IsMatch(r.Value.GetProperty("type").GetString() ?? "", "^(project|container|executable|dockerfile)\\."))
             .ToList();
+        // The AppHost models each extra StreamApi replica as a resource of its own (name-1, name-2 …, same project):
+        // a deployment runs them as replicas of one service.
+        deployable.RemoveAll(r => ReplicaName().Match(r.Name) is { Success: true } replica
+            && deployable.Any(o => o.Name == replica.Groups[1].Value && PathOf(o.Value) is { } path && path == PathOf(r.Value)));
         var names = deployable.Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
         return deployable.Select(r => r.Value.GetProperty("type").GetString()!.StartsWith("project.", StringComparison.Ordinal)
             ? ManifestProject.Parse(r.Name, r.Value, names)
