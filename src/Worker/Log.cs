@@ -32,6 +32,12 @@ internal static partial class Log
     [LoggerMessage(10, LogLevel.Error, "Renewing this worker's pending requests failed; the next renewal follows")]
     public static partial void RenewFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(12, LogLevel.Warning, "Request {RequestId} is written by another worker now: this run stops without settling its entry")]
+    public static partial void Fenced(ILogger logger, string requestId);
+
+    [LoggerMessage(13, LogLevel.Information, "Request {RequestId} has no token stream any more (expired or lost): dropped without calling a provider")]
+    public static partial void StreamGone(ILogger logger, string requestId);
+
     [LoggerMessage(11, LogLevel.Warning, "Settling request entry {EntryId} failed; it stays pending until claimed")]
     public static partial void SettleFailed(ILogger logger, Exception exception, string entryId);
 

@@ -31,6 +31,7 @@ public static class WorkerServiceExtensions
         builder.Services.AddSingleton<ProviderCatalog>();
         builder.Services.AddSingleton<ProviderRouter>();
         builder.Services.AddSingleton<CancellationRegistry>();
+        builder.Services.AddSingleton<RedisWriteRetry>();
         builder.Services.AddSingleton<GenerationRunner>();
         builder.Services.AddHostedService<RequestConsumer>();
         return builder;

@@ -35,10 +35,11 @@ internal sealed class GenerationRunner(
     CancellationRegistry cancellations,
     IOptionsMonitor<StreamingOptions> streaming,
     WorkerTelemetry telemetry,
+    RedisWriteRetry writeRetry,
     ILogger<GenerationRunner> logger)
 {
     /// <summary>Runs the request in <paramref name="entry"/>; never throws.</summary>
-    public async Task<RunOutcome> RunAsync(StreamEntry entry, bool claimed, CancellationToken stoppingToken)
+    public async Task<RunOutcome> RunAsync(StreamEntry entry, CancellationToken stoppingToken)
     {
         var db = redis.GetDatabase();
         if (!TryParse(entry, out var id, out var request))
@@ -60,24 +61,54 @@ internal sealed class GenerationRunner(
         telemetry.GenerationStarted();
         try
         {
-            if (claimed && await HandleClaimedAsync(db, id, limits) is { } settled)
+            var taken = await TokenStreamWriter.TakeAsync(db, writeRetry.Pipeline, id, limits);
+            if (taken.Writer is not { } writer)
             {
-                reason = settled;
+                // Ended already (an entry whose worker died between the end and its acknowledgement), or gone: expired while it
+                // waited, or lost with Redis's data. Nobody could read what a provider would say.
+                reason = taken.Ended ? "already_ended" : EndReasons.Cancelled;
+                if (!taken.Ended)
+                {
+                    Log.StreamGone(logger, id);
+                }
+
                 return RunOutcome.Done;
             }
 
-            await using var writer = new TokenStreamWriter(db, id, limits.MaxStreamEntries, limits.ResumeWindow);
-            (reason, tokens) = await GenerateAsync(db, id, request, writer, limits, stoppingToken);
-            if (reason is null)
+            await using (writer)
             {
-                // Shutting down before the first token: another worker can run it from the start.
-                Log.HandedOver(logger, id);
-                return RunOutcome.HandBack;
-            }
+                if (taken.LastEvent != EventNames.Start)
+                {
+                    // An earlier run sent tokens (or an error): its text cannot be continued by another run.
+                    reason = await EndLostRunAsync(writer, taken.LastEvent);
+                }
+                else if (taken.Cancelled)
+                {
+                    reason = EndReasons.Cancelled;
+                }
+                else
+                {
+                    (reason, tokens) = await GenerateAsync(db, id, request, writer, limits, stoppingToken);
+                    if (reason is null)
+                    {
+                        // Shutting down before the first token: another worker can run it from the start.
+                        Log.HandedOver(logger, id);
+                        return RunOutcome.HandBack;
+                    }
+                }
 
-            await writer.CompleteAsync(reason, tokens);
-            Log.GenerationEnded(logger, id, reason, tokens);
-            return RunOutcome.Done;
+                await writer.CompleteAsync(reason, tokens);
+                if (writer.Fenced)
+                {
+                    // Claimed by another worker while this one stalled: the entry is that worker's to settle.
+                    Log.Fenced(logger, id);
+                    reason = "fenced";
+                    return RunOutcome.LeavePending;
+                }
+
+                Log.GenerationEnded(logger, id, reason, tokens);
+                return RunOutcome.Done;
+            }
         }
         catch (Exception ex) when (ex is RedisException or ChannelClosedException or TimeoutException)
         {
@@ -125,7 +156,7 @@ internal sealed class GenerationRunner(
         try
         {
             // Registered first, checked second: a DELETE that came before the registration is still seen.
-            if (await db.KeyExistsAsync(RedisKeys.Cancelled(id)).WaitAsync(linked.Token))
+            if (await writeRetry.Pipeline.ExecuteAsync(async ct => await db.KeyExistsAsync(RedisKeys.Cancelled(id)).WaitAsync(ct), linked.Token))
             {
                 return (EndReasons.Cancelled, 0);
             }
@@ -228,36 +259,16 @@ internal sealed class GenerationRunner(
     }
 
     /// <summary>
-    /// A request taken over from a worker presumed dead: finished ones are only acknowledged, ones that sent
-    /// tokens end with an error (their text cannot be continued), and ones that sent none run again.
+    /// A stream an earlier run wrote to and left without its end (its worker died or lost Redis): it ends with
+    /// <c>worker_lost</c> then <c>end</c>, since its text cannot be continued.
     /// </summary>
-    private async Task<string?> HandleClaimedAsync(IDatabase db, string id, StreamingOptions limits)
+    private async Task<string> EndLostRunAsync(TokenStreamWriter writer, string lastEvent)
     {
-        var last = await db.StreamRangeAsync(RedisKeys.Tokens(id), "-", "+", count: 1, messageOrder: Order.Descending);
-        if (last.Length == 0)
-        {
-            // Expired or removed: nobody can read it any more.
-            return EndReasons.Cancelled;
-        }
-
-        var lastEvent = last[0][StreamFields.Event];
-        if (lastEvent == EventNames.End)
-        {
-            return "claimed_already_ended";
-        }
-
-        if (lastEvent == EventNames.Start)
-        {
-            return null;
-        }
-
-        await using var writer = new TokenStreamWriter(db, id, limits.MaxStreamEntries, limits.ResumeWindow);
         if (lastEvent != EventNames.Error)
         {
             await ReportErrorAsync(writer, ErrorCodes.WorkerLost, "The worker running this request stopped; retry the request.", retryable: true);
         }
 
-        await writer.CompleteAsync(EndReasons.Error, 0);
         return EndReasons.Error;
     }
 

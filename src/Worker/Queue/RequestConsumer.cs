@@ -45,8 +45,27 @@ internal sealed class RequestConsumer(
     {
         var settings = options.Value;
         _slots = new SemaphoreSlim(settings.MaxConcurrency, settings.MaxConcurrency);
-        await cancellations.SubscribeAsync(stoppingToken);
-        await EnsureGroupAsync(redis.GetDatabase());
+        // Redis may not answer yet (starting, restarting): wait for it rather than die.
+        while (true)
+        {
+            try
+            {
+                await cancellations.SubscribeAsync(stoppingToken);
+                await EnsureGroupAsync(redis.GetDatabase());
+                break;
+            }
+            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            {
+                Log.QueueReadFailed(logger, ex);
+                await DelayQuietlyAsync(ReadFailurePause, stoppingToken);
+            }
+        }
+
+        if (stoppingToken.IsCancellationRequested)
+        {
+            return;
+        }
+
         await using var blocking = await ConnectBlockingAsync(settings);
         Log.Consuming(logger, _consumer, RedisKeys.WorkersGroup);
 
@@ -146,11 +165,7 @@ internal sealed class RequestConsumer(
             {
                 _slots.Release(free);
                 Log.QueueReadFailed(logger, ex);
-                if (ex.Message.Contains("NOGROUP", StringComparison.Ordinal))
-                {
-                    await EnsureGroupAsync(redis.GetDatabase());
-                }
-                else
+                if (!ex.Message.Contains("NOGROUP", StringComparison.Ordinal) || !await TryEnsureGroupAsync())
                 {
                     await DelayQuietlyAsync(ReadFailurePause, stoppingToken);
                 }
@@ -176,7 +191,7 @@ internal sealed class RequestConsumer(
 
             foreach (var entry in entries)
             {
-                Start(entry, claimed: false, generationToken);
+                Start(entry, generationToken);
             }
         }
     }
@@ -212,17 +227,17 @@ internal sealed class RequestConsumer(
         foreach (var entry in entries)
         {
             Log.Claimed(logger, entry[StreamFields.RequestId].ToString());
-            Start(entry, claimed: true, generationToken);
+            Start(entry, generationToken);
         }
 
         return (entries.Length, cursor);
     }
 
-    private void Start(StreamEntry entry, bool claimed, CancellationToken stoppingToken)
+    private void Start(StreamEntry entry, CancellationToken stoppingToken)
     {
         var key = entry.Id.ToString();
         _inFlight[key] = entry.Id;
-        var task = RunAsync(entry, key, claimed, stoppingToken);
+        var task = RunAsync(entry, key, stoppingToken);
         lock (_running)
         {
             _running.RemoveAll(static t => t.IsCompleted);
@@ -230,14 +245,14 @@ internal sealed class RequestConsumer(
         }
     }
 
-    private async Task RunAsync(StreamEntry entry, string key, bool claimed, CancellationToken stoppingToken)
+    private async Task RunAsync(StreamEntry entry, string key, CancellationToken stoppingToken)
     {
         try
         {
             await Task.Yield();
             // Not a child of whatever the consumer loop ran under: the trace continues from the request's traceparent.
             Activity.Current = null;
-            await SettleAsync(entry, await runner.RunAsync(entry, claimed, stoppingToken));
+            await SettleAsync(entry, await runner.RunAsync(entry, stoppingToken));
         }
         finally
         {
@@ -338,6 +353,21 @@ internal sealed class RequestConsumer(
         config.ClientName = $"vix-worker-block-{Environment.ProcessId}";
         config.AsyncTimeout = (int)(settings.BlockTimeout + BlockingReadMargin).TotalMilliseconds;
         return await ConnectionMultiplexer.ConnectAsync(config);
+    }
+
+    /// <summary>Recreates the consumer group (lost with Redis's data); false when Redis did not answer.</summary>
+    private async Task<bool> TryEnsureGroupAsync()
+    {
+        try
+        {
+            await EnsureGroupAsync(redis.GetDatabase());
+            return true;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.QueueReadFailed(logger, ex);
+            return false;
+        }
     }
 
     private static async Task EnsureGroupAsync(IDatabase db)

@@ -1,0 +1,26 @@
+using Polly;
+using Polly.Retry;
+using StackExchange.Redis;
+
+namespace VixAspire.Worker.Generation;
+
+/// <summary>
+/// Retries a token-stream write that failed on the connection (dropped, timed out, Redis restarting), for about ten
+/// seconds: the multiplexer reconnects meanwhile. Safe because every write is fenced and numbered, so a retried
+/// batch that had in fact been applied is not applied twice.
+/// </summary>
+internal sealed class RedisWriteRetry(TimeProvider time, ILoggerFactory loggers)
+{
+    public ResiliencePipeline Pipeline { get; } = new ResiliencePipelineBuilder { TimeProvider = time }
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<RedisConnectionException>().Handle<RedisTimeoutException>(),
+            MaxRetryAttempts = 10,
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            Delay = TimeSpan.FromMilliseconds(50),
+            MaxDelay = TimeSpan.FromSeconds(2),
+        })
+        .ConfigureTelemetry(loggers)
+        .Build();
+}
