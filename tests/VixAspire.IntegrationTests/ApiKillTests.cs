@@ -104,6 +104,28 @@ public sealed class ApiKillTests : IAsyncLifetime
         });
     }
 
+    [Fact]
+    public async Task TheLeasesOfAKilledReplicaRunOutSoItsStreamsCountAsAbandonedOnceTheGraceHasPassed()
+    {
+        // Straight to the first replica, so that it is the one holding the client's lease.
+        using var client = RunningServices.CreateClient(_services.Apis[0].Address);
+        using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "orphan", max_tokens = TokensPerStream }), Ct);
+        var id = response.Headers.Location!.OriginalString["/infer/stream/".Length..];
+        await response.ReadEventsAsync(Ct).FirstAsync(e => e.EventType == "token", Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(60), Ct);
+
+        var db = _redis.Database;
+        Assert.Equal(1, await AttachLeaseProbe.LiveLeasesAsync(db, id));
+        Assert.False(await AttachLeaseProbe.IsAbandonedAsync(db, id, TimeSpan.FromSeconds(1)));
+
+        // SIGKILL: no detach, no grace check; only the lease's expiry (2.5 heartbeats) tells.
+        await _services.Apis[0].KillAsync();
+        await AttachLeaseProbe.UntilAsync(() => AttachLeaseProbe.IsAbandonedAsync(db, id, TimeSpan.FromSeconds(1)), TimeSpan.FromSeconds(30),
+            $"stream {id} abandoned after its replica died\n{_services.Logs}", Ct);
+
+        Assert.Equal(0, await AttachLeaseProbe.LiveLeasesAsync(db, id));
+        Assert.False(await db.KeyExistsAsync(RedisKeys.Left(id)));
+    }
+
     private async Task<string> WaitForEndAsync(string id)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);

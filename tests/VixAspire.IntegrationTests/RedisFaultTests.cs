@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text.Json;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
@@ -112,6 +114,51 @@ public sealed class RedisFaultTests : IAsyncLifetime
         await _redis.StartAgainAsync();
         var next = await ReadWholeStreamAsync(client);
         Assert.Equal(EndReasons.Length, next.EndReason());
+    }
+
+    [Fact]
+    public async Task WhileRedisIsUnreachableChatCompletionsAnswer503InOpenAisErrorShape()
+    {
+        using var client = _services.CreateClient();
+
+        await _redis.KillAsync();
+        using var response = await client.PostAsJsonAsync("/v1/chat/completions",
+            new { model = "synthetic", stream = true, messages = new[] { new { role = "user", content = "down" } } }, Ct).WaitAsync(Bound, Ct);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.NotNull(response.Headers.RetryAfter);
+        var error = (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
+        Assert.Equal("server_error", error.GetProperty("type").GetString());
+        Assert.Equal("redis_unavailable", error.GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task WhileRedisIsUnreachableAWebSocketRequestGetsARetryableErrorThenEndAndTheSocketStaysOpen()
+    {
+        using var socket = new ClientWebSocket();
+        await socket.ConnectAsync(new UriBuilder(_services.GatewayAddress!) { Scheme = "ws", Path = "/infer/ws" }.Uri, Ct).WaitAsync(Bound, Ct);
+
+        await _redis.KillAsync();
+        await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(new { type = "inference.request", request_id = "down", payload = new { prompt = "down" } }),
+            WebSocketMessageType.Text, endOfMessage: true, Ct).WaitAsync(Bound, Ct);
+        var error = await ReceiveAsync(socket);
+        var end = await ReceiveAsync(socket);
+
+        Assert.Equal("inference.error", error.GetProperty("type").GetString());
+        Assert.Equal("down", error.GetProperty("request_id").GetString());
+        Assert.Equal("redis_unavailable", error.GetProperty("payload").GetProperty("code").GetString());
+        Assert.True(error.GetProperty("payload").GetProperty("retryable").GetBoolean());
+        Assert.Equal("inference.end", end.GetProperty("type").GetString());
+        Assert.Equal(EndReasons.Error, end.GetProperty("payload").GetProperty("reason").GetString());
+        Assert.Equal(WebSocketState.Open, socket.State);
+    }
+
+    private static async Task<JsonElement> ReceiveAsync(ClientWebSocket socket)
+    {
+        var buffer = new byte[16 * 1024];
+        var result = await socket.ReceiveAsync(buffer.AsMemory(), Ct).AsTask().WaitAsync(Bound, Ct);
+        Assert.True(result.EndOfMessage);
+        return JsonDocument.Parse(buffer.AsMemory(0, result.Count)).RootElement.Clone();
     }
 
     private static async Task AssertUnavailableAsync(HttpResponseMessage response)
