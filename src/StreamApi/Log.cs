@@ -23,6 +23,12 @@ internal static partial class Log
     [LoggerMessage(8, LogLevel.Warning, "Releasing the client's slot for stream {StreamId} failed")]
     public static partial void SlotReleaseFailed(ILogger logger, Exception exception, string streamId);
 
+    [LoggerMessage(9, LogLevel.Warning, "Redis could not be reached: request refused with 503")]
+    public static partial void RequestRefusedRedisUnreachable(ILogger logger, Exception exception);
+
+    [LoggerMessage(10, LogLevel.Debug, "The host is stopping: stream {StreamId} closed without its end, for the client to resume elsewhere")]
+    public static partial void StreamClosedForShutdown(ILogger logger, string streamId);
+
     [LoggerMessage(20, LogLevel.Debug, "WebSocket closed by the client with status {Status}")]
     public static partial void WebSocketClosed(ILogger logger, int? status);
 

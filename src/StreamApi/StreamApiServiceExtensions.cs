@@ -27,6 +27,7 @@ public static class StreamApiServiceExtensions
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton<StreamApiTelemetry>();
         builder.Services.AddSingleton<RequestQueue>();
+        builder.Services.AddRedisRetry();
         builder.Services.AddSingleton<TokenStreamTailer>();
         builder.Services.AddSingleton<StreamControl>();
         builder.Services.AddSingleton<StreamStarter>();

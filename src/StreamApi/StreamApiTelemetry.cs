@@ -28,7 +28,7 @@ internal sealed class StreamApiTelemetry
         _cancellations = meter.CreateCounter<long>("vix.cancellations", unit: "{stream}",
             description: "Generations cancelled, by source (delete, disconnect).");
         _refusals = meter.CreateCounter<long>("vix.requests.refused", unit: "{request}",
-            description: "Requests refused before a stream started, by reason (too_many_streams, queue_full).");
+            description: "Requests refused before a stream started, by reason (too_many_streams, queue_full, redis_unavailable).");
         meter.CreateObservableGauge("vix.queue.depth", () => QueueSample.Depth, unit: "{request}",
             description: "Requests in the queue: waiting for a worker or running.");
         meter.CreateObservableGauge("vix.queue.pending", () => QueueSample.Pending, unit: "{request}",

@@ -12,9 +12,9 @@ public static partial class InferenceApi
     public static RouteGroupBuilder MapInferenceApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/infer").WithTags("Inference");
-        group.MapPost("/stream", StartStreamAsync);
-        group.MapGet("/stream/{id}", AttachAsync);
-        group.MapDelete("/stream/{id}", CancelAsync);
+        group.MapPost("/stream", StartStreamAsync).RefuseWhileRedisIsUnreachable(static fault => fault.ToProblem());
+        group.MapGet("/stream/{id}", AttachAsync).RefuseWhileRedisIsUnreachable(static fault => fault.ToProblem());
+        group.MapDelete("/stream/{id}", CancelAsync).RefuseWhileRedisIsUnreachable(static fault => fault.ToProblem());
         return group;
     }
 

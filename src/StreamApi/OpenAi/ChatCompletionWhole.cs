@@ -39,7 +39,13 @@ internal static class ChatCompletionWhole
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // The client left; the follower has detached it.
+            return;
         }
+
+        // No end: the host is stopping. The generation goes on for the grace, but this answer cannot be resumed.
+        context.Response.Headers.RetryAfter = RequestFault.RetryAfterSeconds;
+        await OpenAiApi.Error(StatusCodes.Status503ServiceUnavailable, "The server is restarting; send the request again.", "server_restarting")
+            .ExecuteAsync(context);
     }
 
     private static async Task WriteAsync(HttpResponse response, ChatCompletionResult completion, string text, ReadOnlyMemory<byte> end,

@@ -16,7 +16,7 @@ public static class OpenAiApi
     public static RouteGroupBuilder MapOpenAiApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1").WithTags("OpenAI");
-        group.MapPost("/chat/completions", ChatCompletionsAsync);
+        group.MapPost("/chat/completions", ChatCompletionsAsync).RefuseWhileRedisIsUnreachable(Error);
         group.MapGet("/models", ListModels);
         return group;
     }

@@ -8,7 +8,8 @@ namespace VixAspire.StreamApi.Streaming;
 /// <summary>
 /// When the last client of a stream leaves, waits the disconnect grace, then cancels the generation unless a
 /// client attached again meanwhile (on any replica). One loop serves every stream: the grace is the same for
-/// all, so checks fall due in the order they were scheduled.
+/// all, so checks fall due in the order they were scheduled. Workers judge abandonment too, on every append, so a
+/// check this replica never gets to (it stopped or died) is not a stream left running.
 /// </summary>
 internal sealed class DisconnectGraceWatcher(
     StreamControl control,
@@ -17,18 +18,20 @@ internal sealed class DisconnectGraceWatcher(
     TimeProvider time,
     ILogger<DisconnectGraceWatcher> logger) : BackgroundService
 {
-    private readonly Channel<(string Id, long Epoch, long Due)> _checks =
-        Channel.CreateUnbounded<(string, long, long)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<(string Id, long Due, bool Again)> _checks =
+        Channel.CreateUnbounded<(string, long, bool)>(new UnboundedChannelOptions { SingleReader = true });
 
-    /// <summary>Schedules the check for a stream whose last client left at <paramref name="epoch"/>.</summary>
-    public void Schedule(string id, long epoch) =>
-        _checks.Writer.TryWrite((id, epoch, time.GetTimestamp() + (long)(options.CurrentValue.DisconnectGrace.TotalSeconds * time.TimestampFrequency)));
+    /// <summary>Schedules the check for a stream whose last client just left.</summary>
+    public void Schedule(string id) => Schedule(id, again: false);
+
+    private void Schedule(string id, bool again) =>
+        _checks.Writer.TryWrite((id, time.GetTimestamp() + (long)(options.CurrentValue.DisconnectGrace.TotalSeconds * time.TimestampFrequency), again));
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         try
         {
-            await foreach (var (id, epoch, due) in _checks.Reader.ReadAllAsync(stoppingToken))
+            await foreach (var (id, due, again) in _checks.Reader.ReadAllAsync(stoppingToken))
             {
                 var wait = time.GetElapsedTime(time.GetTimestamp(), due);
                 if (wait > TimeSpan.Zero)
@@ -38,10 +41,17 @@ internal sealed class DisconnectGraceWatcher(
 
                 try
                 {
-                    if (await control.CancelIfAbandonedAsync(id, epoch, stoppingToken) == StreamControl.CancelOutcome.Cancelled)
+                    switch (await control.CancelIfAbandonedAsync(id, stoppingToken))
                     {
-                        Log.AbandonedStreamCancelled(logger, id);
-                        telemetry.Cancelled("disconnect");
+                        case StreamControl.CancelOutcome.Cancelled:
+                            Log.AbandonedStreamCancelled(logger, id);
+                            telemetry.Cancelled("disconnect");
+                            break;
+                        case StreamControl.CancelOutcome.NotYet when !again:
+                            // Redis's clock is behind ours, or a lease of a replica that died ran out after the last
+                            // client left: its grace runs from then, so look once more.
+                            Schedule(id, again: true);
+                            break;
                     }
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -52,7 +62,7 @@ internal sealed class DisconnectGraceWatcher(
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            // Shutting down: streams still in their grace keep running until their max duration.
+            // Shutting down: the workers' appends judge the streams still in their grace.
         }
     }
 }

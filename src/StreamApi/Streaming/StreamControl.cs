@@ -5,9 +5,10 @@ using VixAspire.Contracts;
 namespace VixAspire.StreamApi.Streaming;
 
 /// <summary>
-/// Who is attached to a stream, and cancelling it: by DELETE at once, or when no client has been attached for
-/// the disconnect grace. Each decision is one script on the request's <c>{id}</c> keys, so it is atomic across
-/// API replicas and safe on Redis Cluster.
+/// Who follows a stream, and cancelling it: by DELETE at once, or when its clients have been gone for the disconnect
+/// grace. Attachments are leases (see <see cref="AttachLeases"/>), so a replica that dies leaves nothing that keeps
+/// a stream alive. Each decision is one script on the request's <c>{id}</c> keys, so it is atomic across API
+/// replicas and safe on Redis Cluster.
 /// </summary>
 internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonitor<StreamingOptions> options)
 {
@@ -17,41 +18,58 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         Cancelled,
         AlreadyEnded,
         ClientReturned,
+
+        /// <summary>No client holds a lease, but the grace is not over by Redis's clock (or nothing says when it began).</summary>
+        NotYet,
     }
 
-    // KEYS: clients hash, tokens stream, cancelled flag. ARGV: expected epoch ('' for unconditional), flag TTL ms,
-    // cancel channel, id. Returns 0 not found, 1 cancelled, 2 already ended, 3 a client is attached again.
-    private const string CancelScript = """
-        if ARGV[1] ~= '' then
-          local attached = tonumber(redis.call('HGET', KEYS[1], 'attached') or '0')
-          if attached > 0 or redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 3 end
-        end
-        local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+    // KEYS: tokens stream, cancelled flag, clients, left. ARGV: grace ms ('' for unconditional), flag TTL ms, cancel
+    // channel, id. Returns 0 not found, 1 cancelled, 2 already ended, 3 a client holds a lease, 4 not abandoned yet.
+    private const string CancelScript = AttachLeases.Functions + """
+        local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
         if #last == 0 then return 0 end
         local fields = last[1][2]
         for i = 1, #fields, 2 do
           if fields[i] == 'e' and fields[i + 1] == 'end' then return 2 end
         end
-        redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+        if ARGV[1] ~= '' then
+          if redis.call('ZCOUNT', KEYS[3], '(' .. vix_now(), '+inf') > 0 then return 3 end
+          if not vix_abandoned(KEYS[3], KEYS[4], ARGV[1]) then return 4 end
+        end
+        redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
         redis.call('PUBLISH', ARGV[3], ARGV[4])
         return 1
         """;
 
-    // KEYS: clients hash. ARGV: TTL ms, set only when the hash has none (a finished stream keeps its shorter one).
-    private const string AttachScript = """
-        redis.call('HINCRBY', KEYS[1], 'attached', 1)
-        local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
-        redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
-        return epoch
+    // KEYS: clients. ARGV: lease member, lease ms, key TTL ms (set only when the set has none: a finished stream
+    // keeps its shorter one).
+    private const string AttachScript = AttachLeases.Functions + """
+        redis.call('ZADD', KEYS[1], vix_now() + tonumber(ARGV[2]), ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[3], 'NX')
+        return 1
         """;
 
-    // KEYS: clients hash. Returns the epoch when the last client left, else -1. A hash that expired stays gone.
-    private const string DetachScript = """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-        local attached = redis.call('HINCRBY', KEYS[1], 'attached', -1)
-        if attached > 0 then return -1 end
-        if attached < 0 then redis.call('HSET', KEYS[1], 'attached', 0) end
-        return tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+    // KEYS: tokens stream, clients. ARGV: lease member ('' for none), lease ms. XX: a lease that was released or
+    // expired with its key is not brought back. Returns whether the token stream exists.
+    private const string RenewScript = AttachLeases.Functions + """
+        if ARGV[1] ~= '' then
+          redis.call('ZADD', KEYS[2], 'XX', vix_now() + tonumber(ARGV[2]), ARGV[1])
+        end
+        return redis.call('EXISTS', KEYS[1])
+        """;
+
+    // KEYS: tokens stream, clients, left. ARGV: lease member, TTL ms for a stream without one. Records when the last
+    // live lease went, with the stream's own expiry. Returns 1 when no live lease is left, else 0 (also when the
+    // stream is gone: there is nothing to judge).
+    private const string DetachScript = AttachLeases.Functions + """
+        redis.call('ZREM', KEYS[2], ARGV[1])
+        local now = vix_now()
+        if redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') > 0 then return 0 end
+        local ttl = redis.call('PTTL', KEYS[1])
+        if ttl == -2 then return 0 end
+        if ttl == -1 then ttl = tonumber(ARGV[2]) end
+        redis.call('SET', KEYS[3], now, 'PX', ttl)
+        return 1
         """;
 
     // KEYS: the client's streams, a sorted set of stream ids scored by deadline (ms). ARGV: limit, lifetime ms,
@@ -69,34 +87,56 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
 
     private static readonly RedisValue CancelChannel = RedisKeys.Cancellations.ToString();
 
-    public async Task<long> AttachAsync(string id)
+    /// <summary>This replica's part of every lease member, so members of different replicas never collide.</summary>
+    private static readonly string Replica = Guid.NewGuid().ToString("N")[..12];
+
+    private long _attachments;
+
+    /// <summary>A new lease on stream <paramref name="id"/>, held once <see cref="AttachAsync"/> took it.</summary>
+    public AttachLease NewLease(string id) => new(id, $"{Replica}:{Interlocked.Increment(ref _attachments)}");
+
+    /// <summary>Takes (or, again, extends) <paramref name="lease"/>, which <see cref="RenewAsync"/> keeps and <see cref="DetachAsync"/> ends.</summary>
+    public async Task AttachAsync(AttachLease lease, CancellationToken cancellationToken)
     {
-        var ttl = (long)options.CurrentValue.InitialStreamTtl.TotalMilliseconds;
-        return (long)await redis.GetDatabase().ScriptEvaluateAsync(AttachScript, [RedisKeys.Clients(id)], [ttl]);
+        var limits = options.CurrentValue;
+        await redis.GetDatabase().ScriptEvaluateAsync(AttachScript, [RedisKeys.Clients(lease.StreamId)],
+            [lease.Member, LeaseMilliseconds(limits), (long)limits.InitialStreamTtl.TotalMilliseconds]).WaitAsync(cancellationToken);
     }
 
-    /// <summary>Returns the epoch to check after the grace when this was the last client, else null.</summary>
-    public async Task<long?> DetachAsync(string id)
+    /// <summary>Renews <paramref name="lease"/> (when there is one) and tells whether stream <paramref name="id"/> still exists, in one command.</summary>
+    public async Task<bool> RenewAsync(string id, AttachLease? lease, CancellationToken cancellationToken)
     {
-        var epoch = (long)await redis.GetDatabase().ScriptEvaluateAsync(DetachScript, [RedisKeys.Clients(id)]);
-        return epoch >= 0 ? epoch : null;
+        var exists = await redis.GetDatabase().ScriptEvaluateAsync(RenewScript, [RedisKeys.Tokens(id), RedisKeys.Clients(id)],
+            [lease?.Member ?? RedisValue.EmptyString, LeaseMilliseconds(options.CurrentValue)]).WaitAsync(cancellationToken);
+        return (int)exists == 1;
+    }
+
+    /// <summary>Ends <paramref name="lease"/>; true when no client of the stream holds a live lease any more, so the grace begins.</summary>
+    public async Task<bool> DetachAsync(AttachLease lease, CancellationToken cancellationToken)
+    {
+        var id = lease.StreamId;
+        var last = await redis.GetDatabase().ScriptEvaluateAsync(DetachScript, [RedisKeys.Tokens(id), RedisKeys.Clients(id), RedisKeys.Left(id)],
+            [lease.Member, (long)options.CurrentValue.InitialStreamTtl.TotalMilliseconds]).WaitAsync(cancellationToken);
+        return (int)last == 1;
     }
 
     public Task<CancelOutcome> CancelAsync(string id, CancellationToken cancellationToken) =>
         RunCancelAsync(id, RedisValue.EmptyString, cancellationToken);
 
-    /// <summary>Cancels only if no client attached since the last one left (same epoch) and the stream has not ended.</summary>
-    public Task<CancelOutcome> CancelIfAbandonedAsync(string id, long epoch, CancellationToken cancellationToken) =>
-        RunCancelAsync(id, epoch, cancellationToken);
+    /// <summary>Cancels only if the stream is abandoned (no live lease, the last gone for the grace) and has not ended.</summary>
+    public Task<CancelOutcome> CancelIfAbandonedAsync(string id, CancellationToken cancellationToken) =>
+        RunCancelAsync(id, (long)options.CurrentValue.DisconnectGrace.TotalMilliseconds, cancellationToken);
 
-    private async Task<CancelOutcome> RunCancelAsync(string id, RedisValue epoch, CancellationToken cancellationToken)
+    private async Task<CancelOutcome> RunCancelAsync(string id, RedisValue graceMilliseconds, CancellationToken cancellationToken)
     {
         var ttl = (long)options.CurrentValue.InitialStreamTtl.TotalMilliseconds;
         var result = await redis.GetDatabase().ScriptEvaluateAsync(CancelScript,
-            [RedisKeys.Clients(id), RedisKeys.Tokens(id), RedisKeys.Cancelled(id)],
-            [epoch, ttl, CancelChannel, id]).WaitAsync(cancellationToken);
+            [RedisKeys.Tokens(id), RedisKeys.Cancelled(id), RedisKeys.Clients(id), RedisKeys.Left(id)],
+            [graceMilliseconds, ttl, CancelChannel, id]).WaitAsync(cancellationToken);
         return (CancelOutcome)(int)result;
     }
+
+    private static long LeaseMilliseconds(StreamingOptions limits) => (long)AttachLeases.Duration(limits).TotalMilliseconds;
 
     /// <summary>Takes one of the client's concurrent-stream slots for stream <paramref name="id"/>; false when it has them all.</summary>
     public async Task<bool> TryAcquireClientSlotAsync(string client, string id, CancellationToken cancellationToken)
@@ -121,3 +161,6 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         }
     }
 }
+
+/// <summary>One client's attachment to one stream: the member of <see cref="RedisKeys.Clients"/> its replica renews.</summary>
+internal sealed record AttachLease(string StreamId, string Member);

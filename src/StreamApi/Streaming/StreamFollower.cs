@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Polly;
+using Polly.Registry;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 
@@ -13,19 +15,27 @@ internal sealed class StreamFollower(
     TokenStreamTailer tailer,
     StreamControl control,
     DisconnectGraceWatcher graceWatcher,
+    ResiliencePipelineProvider<string> pipelines,
+    IHostApplicationLifetime lifetime,
     StreamApiTelemetry telemetry,
     ILogger<StreamFollower> logger)
 {
+    /// <summary>How long a detach may hold up the end of a response (and so a shutdown); a lease not ended runs out.</summary>
+    private static readonly TimeSpan DetachTimeout = TimeSpan.FromSeconds(2);
+
     private static readonly byte[] LostError = Envelopes.Error("stream_lost", "The token stream is no longer available.", retryable: true);
+
+    private readonly ResiliencePipeline _retry = pipelines.GetPipeline(RedisFaults.RetryPipeline);
 
     /// <summary>
     /// Yields stream <paramref name="id"/> after <paramref name="afterId"/> (from the start when null), one batch per
     /// read from Redis, with a heartbeat batch when an interval passes with nothing new. The last batch holds the end:
     /// the stream's own, or an error and end made here when the stream vanished (<c>stream_lost</c>) or cannot be
-    /// read (<c>stream_unavailable</c>). A client resuming after the end gets nothing.
+    /// read (<c>stream_unavailable</c>). A client resuming after the end gets nothing. When the host stops, the
+    /// sequence just stops, without an end, so that the client resumes on another replica.
     /// </summary>
     /// <remarks>
-    /// While enumerated the client counts as attached; leaving before the end starts the disconnect grace when it
+    /// While enumerated the client holds an attach lease; leaving before the end starts the disconnect grace when it
     /// was the stream's last client. <paramref name="slot"/> is released as soon as the end is read, so it is free
     /// before the client is told. Time to first token runs from <paramref name="startTimestamp"/> (not for resumes).
     /// </remarks>
@@ -33,14 +43,18 @@ internal sealed class StreamFollower(
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         telemetry.StreamOpened();
-        var attached = await TryAttachAsync(id);
+        var stopping = lifetime.ApplicationStopping;
+        using var following = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
+        AttachLease? lease = null;
         var ended = false;
         try
         {
+            lease = await TryAttachAsync(id, following.Token);
             var progress = new TailProgress();
             var sawToken = afterId is not null;
             var unreadable = false;
-            await using var batches = tailer.TailAsync(id, afterId, progress, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            var stopped = false;
+            await using var batches = tailer.TailAsync(id, afterId, lease, progress, following.Token).GetAsyncEnumerator(following.Token);
             while (true)
             {
                 try
@@ -50,10 +64,16 @@ internal sealed class StreamFollower(
                         break;
                     }
                 }
-                catch (Exception ex) when (ex is RedisException or TimeoutException && !cancellationToken.IsCancellationRequested)
+                catch (Exception ex) when (ex is RedisException or TimeoutException && !following.IsCancellationRequested)
                 {
                     Log.TailFailed(logger, ex, id);
                     unreadable = true;
+                    break;
+                }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                {
+                    Log.StreamClosedForShutdown(logger, id);
+                    stopped = true;
                     break;
                 }
 
@@ -82,7 +102,7 @@ internal sealed class StreamFollower(
             {
                 ended = await EndAsync(slot, reason: null);
             }
-            else if (!ended)
+            else if (!ended && !stopped)
             {
                 StreamApiTelemetry.EndSent(EndReasons.Error);
                 yield return StreamBatch.Ending(unreadable
@@ -98,9 +118,9 @@ internal sealed class StreamFollower(
                 Log.ClientDisconnected(logger, id);
             }
 
-            if (attached)
+            if (lease is not null)
             {
-                await DetachAsync(id, ended);
+                await DetachAsync(lease, ended);
             }
         }
     }
@@ -121,33 +141,42 @@ internal sealed class StreamFollower(
         return true;
     }
 
-    private async Task<bool> TryAttachAsync(string id)
+    private async Task<AttachLease?> TryAttachAsync(string id, CancellationToken cancellationToken)
     {
         try
         {
-            await control.AttachAsync(id);
-            return true;
+            // Attaching again with the same member only moves its expiry, so a blip is retried.
+            var lease = control.NewLease(id);
+            await _retry.ExecuteAsync(static async (s, ct) => await s.control.AttachAsync(s.lease, ct), (control, lease), cancellationToken);
+            return lease;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            // Without the count the stream is never thought abandoned; it still ends by its own limits.
+            // Without a lease the stream is never thought abandoned; it still ends by its own limits.
             Log.AttachFailed(logger, ex, id);
-            return false;
+            return null;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client left or the host is stopping before the lease was taken; the tail ends at once.
+            return null;
         }
     }
 
-    private async Task DetachAsync(string id, bool ended)
+    private async Task DetachAsync(AttachLease lease, bool ended)
     {
+        using var timeout = new CancellationTokenSource(DetachTimeout);
         try
         {
-            if (await control.DetachAsync(id) is { } epoch && !ended)
+            var last = await _retry.ExecuteAsync(static async (s, ct) => await s.control.DetachAsync(s.lease, ct), (control, lease), timeout.Token);
+            if (last && !ended)
             {
-                graceWatcher.Schedule(id, epoch);
+                graceWatcher.Schedule(lease.StreamId);
             }
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException)
         {
-            Log.DetachFailed(logger, ex, id);
+            Log.DetachFailed(logger, ex, lease.StreamId);
         }
     }
 }

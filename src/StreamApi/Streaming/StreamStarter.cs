@@ -1,3 +1,4 @@
+using StackExchange.Redis;
 using VixAspire.Contracts;
 
 namespace VixAspire.StreamApi.Streaming;
@@ -5,18 +6,15 @@ namespace VixAspire.StreamApi.Streaming;
 /// <summary>
 /// Starts a generation for any front end (SSE, OpenAI-compatible, WebSocket): takes one of the client's
 /// concurrent-stream slots, then queues the request. The slot comes back as a <see cref="StreamSlot"/> lease
-/// for the caller to hold while it follows the stream.
+/// for the caller to hold while it follows the stream. While Redis is not connected it refuses at once (503).
 /// </summary>
-internal sealed class StreamStarter(RequestQueue queue, StreamControl control, StreamApiTelemetry telemetry, ILogger<StreamStarter> logger)
+internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue queue, StreamControl control, StreamApiTelemetry telemetry, ILogger<StreamStarter> logger)
 {
     private static readonly RequestFault TooManyStreams = new(StatusCodes.Status429TooManyRequests, "Too many concurrent streams",
         "This client has as many streams open as it may (Streaming:MaxConcurrentStreamsPerClient); retry when one ends.", "too_many_streams");
 
     private static readonly RequestFault QueueFull = new(StatusCodes.Status503ServiceUnavailable, "Queue full",
         "More requests are waiting for a worker than the queue holds (Streaming:MaxQueueLength); retry shortly.", "queue_full");
-
-    /// <summary>Seconds a refused client should wait (the <c>Retry-After</c> of HTTP front ends).</summary>
-    private const string RetryAfterSeconds = "1";
 
     /// <summary>The stream's id and the slot it holds, or the refusal (429 or 503) that each front end renders in its own error format.</summary>
     public readonly record struct Started(string Id, StreamSlot? Slot, RequestFault? Refusal);
@@ -27,7 +25,7 @@ internal sealed class StreamStarter(RequestQueue queue, StreamControl control, S
         var started = await StartAsync(request, ClientIdentity.Of(context), context.RequestAborted);
         if (started.Refusal is not null)
         {
-            context.Response.Headers.RetryAfter = RetryAfterSeconds;
+            context.Response.Headers.RetryAfter = RequestFault.RetryAfterSeconds;
         }
 
         return started;
@@ -36,6 +34,12 @@ internal sealed class StreamStarter(RequestQueue queue, StreamControl control, S
     public async Task<Started> StartAsync(InferenceRequest request, string client, CancellationToken cancellationToken)
     {
         var id = RequestQueue.NewId();
+        if (!redis.IsConnected)
+        {
+            telemetry.Refused(RedisFaults.Unavailable.Code);
+            return new(id, null, RedisFaults.Unavailable);
+        }
+
         if (!await control.TryAcquireClientSlotAsync(client, id, cancellationToken))
         {
             telemetry.Refused(TooManyStreams.Code);

@@ -1,5 +1,9 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Registry;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 
@@ -7,40 +11,78 @@ namespace VixAspire.StreamApi.Streaming;
 
 /// <summary>
 /// Follows one token stream: reads what is there, then sleeps until the stream's wake channel fires,
-/// and reads again from the last id it returned. An idle stream costs no Redis command but a rare
-/// existence check at each heartbeat.
+/// and reads again from the last id it returned. An idle stream costs no Redis command but one at each
+/// heartbeat, which renews the client's attach lease and checks that the stream still exists; a flowing one
+/// renews its lease once per heartbeat interval. Reads are idempotent, so a Redis blip is retried rather than
+/// ending the client's stream, and every follower re-reads when a connection is restored, since wake-ups
+/// published meanwhile are lost.
 /// </summary>
-internal sealed class TokenStreamTailer(IConnectionMultiplexer redis, IOptionsMonitor<StreamingOptions> options)
+internal sealed class TokenStreamTailer
 {
     /// <summary>Entries read per round trip: bounds the memory one client holds however far behind it is.</summary>
     internal const int ReadBatchSize = 256;
 
+    private readonly IConnectionMultiplexer _redis;
+    private readonly StreamControl _control;
+    private readonly ResiliencePipeline _retry;
+    private readonly IOptionsMonitor<StreamingOptions> _options;
+    private readonly ConcurrentDictionary<WakeSignal, byte> _following = new();
+
+    public TokenStreamTailer(IConnectionMultiplexer redis, StreamControl control, ResiliencePipelineProvider<string> pipelines,
+        IOptionsMonitor<StreamingOptions> options)
+    {
+        _redis = redis;
+        _control = control;
+        _retry = pipelines.GetPipeline(RedisFaults.RetryPipeline);
+        _options = options;
+        redis.ConnectionRestored += (_, _) => WakeAllAfterRestore();
+    }
+
     /// <summary>
     /// Yields batches of entries after <paramref name="afterId"/> (from the start when null), the last batch
     /// ending with the <c>end</c> entry. An empty batch means the heartbeat interval passed with nothing new.
-    /// The sequence also ends when the stream no longer exists (expired or never created), or when the client
-    /// resumes after the end itself (<see cref="TailProgress.EndedBefore"/>).
+    /// The sequence also ends when the stream no longer exists (expired, never created, or lost with a Redis
+    /// restart), or when the client resumes after the end itself (<see cref="TailProgress.EndedBefore"/>).
+    /// <paramref name="lease"/>, when the client has one, is renewed while the sequence is enumerated.
     /// </summary>
-    public async IAsyncEnumerable<StreamEntry[]> TailAsync(string id, string? afterId, TailProgress progress,
+    public async IAsyncEnumerable<StreamEntry[]> TailAsync(string id, string? afterId, AttachLease? lease, TailProgress progress,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var db = redis.GetDatabase();
+        var db = _redis.GetDatabase();
         var key = RedisKeys.Tokens(id);
         var channel = RedisKeys.Wake(id);
-        var subscriber = redis.GetSubscriber();
+        var subscriber = _redis.GetSubscriber();
         var signal = new WakeSignal();
         Action<RedisChannel, RedisValue> onWake = (_, _) => signal.Set();
+        _following.TryAdd(signal, 0);
         try
         {
             // Subscribe before the first read, so nothing appended after that read goes unnoticed. Not
             // cancellable: once sent, the subscription must exist for the finally to remove it.
-            await subscriber.SubscribeAsync(channel, onWake);
+            try
+            {
+                await subscriber.SubscribeAsync(channel, onWake);
+            }
+            catch (Exception ex) when (RedisFaults.IsUnreachable(ex))
+            {
+                // The handler is registered all the same: the multiplexer subscribes it again when the connection is
+                // back, and wakes this tail then.
+            }
             RedisValue minId = afterId is null ? "-" : "(" + afterId;
             var first = true;
+            var renewed = Stopwatch.GetTimestamp();
             while (true)
             {
                 signal.Reset();
-                var entries = await db.StreamRangeAsync(key, minId, "+", ReadBatchSize).WaitAsync(cancellationToken);
+                if (lease is not null && Stopwatch.GetElapsedTime(renewed) >= _options.CurrentValue.HeartbeatInterval)
+                {
+                    // Tokens are flowing, so no heartbeat comes round to renew the lease.
+                    await RenewAsync(id, lease, cancellationToken);
+                    renewed = Stopwatch.GetTimestamp();
+                }
+
+                var entries = await _retry.ExecuteAsync(static async (s, ct) => await s.db.StreamRangeAsync(s.key, s.minId, "+", ReadBatchSize).WaitAsync(ct),
+                    (db, key, minId), cancellationToken);
                 if (entries.Length > 0)
                 {
                     first = false;
@@ -60,7 +102,8 @@ internal sealed class TokenStreamTailer(IConnectionMultiplexer redis, IOptionsMo
                 {
                     first = false;
                     // Resuming after the last event: when that was the end, there is nothing left to wait for.
-                    var last = await db.StreamRangeAsync(key, "-", "+", 1, Order.Descending).WaitAsync(cancellationToken);
+                    var last = await _retry.ExecuteAsync(static async (s, ct) => await s.db.StreamRangeAsync(s.key, "-", "+", 1, Order.Descending).WaitAsync(ct),
+                        (db, key), cancellationToken);
                     if (last.Length > 0 && IsEnd(last[0]))
                     {
                         progress.EndedBefore = true;
@@ -68,9 +111,16 @@ internal sealed class TokenStreamTailer(IConnectionMultiplexer redis, IOptionsMo
                     }
                 }
 
-                if (!await signal.WaitAsync(options.CurrentValue.HeartbeatInterval, cancellationToken))
+                // After a reconnect an empty read may mean the stream went with a Redis restart: look at once.
+                if (signal.TakeRestored() && !await RenewAsync(id, lease, cancellationToken))
                 {
-                    if (!await db.KeyExistsAsync(key).WaitAsync(cancellationToken))
+                    yield break;
+                }
+
+                if (!await signal.WaitAsync(_options.CurrentValue.HeartbeatInterval, cancellationToken))
+                {
+                    renewed = Stopwatch.GetTimestamp();
+                    if (!await RenewAsync(id, lease, cancellationToken))
                     {
                         yield break;
                     }
@@ -81,7 +131,19 @@ internal sealed class TokenStreamTailer(IConnectionMultiplexer redis, IOptionsMo
         }
         finally
         {
+            _following.TryRemove(signal, out _);
             subscriber.Unsubscribe(channel, onWake, CommandFlags.FireAndForget);
+        }
+    }
+
+    private Task<bool> RenewAsync(string id, AttachLease? lease, CancellationToken cancellationToken) =>
+        _retry.ExecuteAsync(static async (s, ct) => await s.control.RenewAsync(s.id, s.lease, ct), (control: _control, id, lease), cancellationToken).AsTask();
+
+    private void WakeAllAfterRestore()
+    {
+        foreach (var signal in _following.Keys)
+        {
+            signal.SetRestored();
         }
     }
 

@@ -8,8 +8,19 @@ namespace VixAspire.StreamApi.Streaming;
 internal sealed class WakeSignal
 {
     private volatile TaskCompletionSource _source = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _restored;
 
     public void Set() => _source.TrySetResult();
+
+    /// <summary>Wakes the tail after a Redis connection came back, and marks it so that it checks the stream is still there.</summary>
+    public void SetRestored()
+    {
+        Volatile.Write(ref _restored, 1);
+        Set();
+    }
+
+    /// <summary>True once after each <see cref="SetRestored"/>.</summary>
+    public bool TakeRestored() => Interlocked.Exchange(ref _restored, 0) == 1;
 
     public void Reset()
     {

@@ -69,7 +69,7 @@ internal sealed class SocketRequestRunner(
             if (streamId is null && ex is RedisException or TimeoutException)
             {
                 Log.WebSocketStartFailed(logger, ex);
-                await sender.SendFailureAsync(prefix, "stream_unavailable", "The request could not be queued; retry shortly.", retryable: true, cancellationToken);
+                await sender.SendFailureAsync(prefix, RedisFaults.Unavailable.Code, "The request could not be queued; retry shortly.", retryable: true, cancellationToken);
             }
             else
             {

@@ -1,0 +1,35 @@
+using StackExchange.Redis;
+using VixAspire.Contracts;
+
+namespace VixAspire.TestSupport;
+
+/// <summary>Asks Redis what anyone judging a stream's clients would conclude, with the shared Lua of <see cref="AttachLeases"/>.</summary>
+public static class AttachLeaseProbe
+{
+    private const string AbandonedScript = AttachLeases.Functions + "return vix_abandoned(KEYS[1], KEYS[2], ARGV[1]) and 1 or 0";
+
+    private const string LiveScript = AttachLeases.Functions + "return redis.call('ZCOUNT', KEYS[1], '(' .. vix_now(), '+inf')";
+
+    /// <summary>True when no client holds a live lease on stream <paramref name="id"/> and the last left at least <paramref name="grace"/> ago.</summary>
+    public static async Task<bool> IsAbandonedAsync(IDatabase db, string id, TimeSpan grace) =>
+        (int)await db.ScriptEvaluateAsync(AbandonedScript, [RedisKeys.Clients(id), RedisKeys.Left(id)], [(long)grace.TotalMilliseconds]) == 1;
+
+    /// <summary>Leases on stream <paramref name="id"/> that have not run out by Redis's clock.</summary>
+    public static async Task<int> LiveLeasesAsync(IDatabase db, string id) =>
+        (int)await db.ScriptEvaluateAsync(LiveScript, [RedisKeys.Clients(id)]);
+
+    /// <summary>Waits, polling every 50 ms, until <paramref name="condition"/> holds; fails the test after <paramref name="bound"/>.</summary>
+    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan bound, string what, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + bound;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Not within {bound}: {what}");
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+}
