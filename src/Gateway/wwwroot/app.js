@@ -99,7 +99,10 @@ async function describeFailure(response) {
       }
       if (problem.errors && typeof problem.errors === "object") {
         for (const [field, messages] of Object.entries(problem.errors)) {
-          text += `\n• ${field}: ${[].concat(messages).join(" ")}`;
+          const said = [].concat(messages).join(" ");
+          if (!text.includes(said)) {
+            text += `\n• ${field}: ${said}`;
+          }
         }
       }
       if (problem.error?.message) {
