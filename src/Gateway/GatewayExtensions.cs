@@ -21,6 +21,7 @@ public static class GatewayExtensions
     public static WebApplication MapGateway(this WebApplication app)
     {
         app.MapDefaultEndpoints();
+        app.UseDemoPage();
         app.MapReverseProxy();
         return app;
     }
