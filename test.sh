@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Builds the solution (warnings are errors) and runs every test: unit, real redis-server, real Kestrel,
-# the real gateway, and the AppHost end to end. Installs redis-server first when it is missing.
+# the real gateway, and the AppHost end to end. Installs redis-server and chromium first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "test.sh: installing redis-server"
+# redis-server for the services' tests; chromium for the demo page's browser tests (Playwright drives Debian's).
+if ! command -v redis-server >/dev/null 2>&1 || [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing redis-server and chromium"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq redis-server >/dev/null
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server chromium >/dev/null
 fi
 
 configuration="${CONFIGURATION:-Release}"
