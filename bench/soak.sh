@@ -25,7 +25,8 @@ echo "soak: building Release; output in $out"
 dotnet build VixAspire.sln -c Release -nologo -v quiet >"$out/build.log"
 
 apphost_log="$out/apphost.log"
-Gateway__Port=$port dotnet run --no-build -c Release --project src/AppHost --launch-profile http >"$apphost_log" 2>&1 &
+# One load machine is one client address: lift the per-client stream limit for the run.
+Gateway__Port=$port Services__StreamApi__Streaming__MaxConcurrentStreamsPerClient=0 dotnet run --no-build -c Release --project src/AppHost --launch-profile http >"$apphost_log" 2>&1 &
 run_pid=$!
 apphost_pid=""
 stop_apphost() {
