@@ -53,6 +53,9 @@ public sealed class ApiKillTests : IAsyncLifetime
         await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(120), Ct);
 
         var cut = clients.Where(c => c.Interruptions > 0).ToList();
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"{Streams} streams: {cut.Count} cut by the kill, {cut.Count(c => c.Resume)} resumed, {cut.Count(c => !c.Resume)} abandoned; " +
+            $"{clients.Where(c => c.Resume).Sum(c => c.Events.Count(e => e.EventType == "token"))} tokens received by resuming clients");
         Assert.NotEmpty(cut);
         foreach (var resumed in clients.Where(c => c.Resume))
         {

@@ -84,6 +84,8 @@ public sealed class WorkerKillTests : IAsyncLifetime
         Assert.All(results, AssertWellFormed);
         var lost = results.Where(r => hadTokens.Contains(r[0].Payload.GetProperty("id").GetString()!)).ToList();
         var rerun = results.Except(lost).ToList();
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"{results.Length} streams, {results.Count(r => r[^1].EventType == "end")} ended: {lost.Count} had tokens (worker_lost), {rerun.Count} ran again and completed");
         Assert.True(lost.Count >= StartedStreams, $"{lost.Count} streams had tokens when the worker died; expected at least {StartedStreams}.");
         Assert.NotEmpty(rerun);
         Assert.All(lost, events =>
