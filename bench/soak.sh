@@ -44,19 +44,34 @@ for _ in $(seq 180); do
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$port/health" || { echo "soak: the gateway never answered on :$port"; tail -50 "$apphost_log"; exit 1; }
 
+# True when $1 belongs to this AppHost: a service built from this checkout, its redis-server (working folder
+# made by the AppHost), or DCP started by it; processes of anything else on the machine are never sampled.
+root=$(pwd)
+ours() {
+  local pid=$1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$root/src/.*/bin/Release/" && return 0
+  readlink "/proc/$pid/cwd" 2>/dev/null | grep -q 'vixaspire-redis-' && return 0
+  while [ -n "$pid" ] && [ "$pid" -gt 1 ]; do
+    [ "$pid" = "$apphost_pid" ] && return 0
+    pid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+  done
+  return 1
+}
+
 # One line per process: name, pid, RSS (KiB), open descriptors; then Redis's used memory.
 sample() {
-  local label=$1
+  local label=$1 redis_pid=""
   for pid in $(pgrep -f 'VixAspire\.(StreamApi|Worker|Gateway)|redis-server|/dcp ' || true); do
-    [ -r "/proc/$pid/status" ] || continue
+    [ -r "/proc/$pid/status" ] && ours "$pid" || continue
     local name rss fds
     name=$(tr '\0' ' ' <"/proc/$pid/cmdline" | grep -oE 'VixAspire\.[A-Za-z]+|redis-server|dcp[a-z]*' | head -n1)
+    [ "$name" = redis-server ] && redis_pid=$pid
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
     fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
     printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$name" "$pid" "$rss" "$fds"
   done
-  local redis_port
-  redis_port=$(tr '\0' ' ' </proc/"$(pgrep -x redis-server | head -n1)"/cmdline 2>/dev/null | grep -oE -- '--port [0-9]+|:[0-9]+' | grep -oE '[0-9]+' | head -n1 || true)
+  local redis_port=""
+  [ -n "$redis_pid" ] && redis_port=$(tr '\0' ' ' <"/proc/$redis_pid/cmdline" | grep -oE -- '--port [0-9]+' | grep -oE '[0-9]+' | head -n1)
   if [ -n "$redis_port" ]; then
     printf '%s\tredis used_memory\t-\t%s\t-\n' "$label" "$(redis-cli -p "$redis_port" info memory 2>/dev/null | awk -F: '/^used_memory:/ {printf "%d", $2/1024}')"
   fi
@@ -68,32 +83,38 @@ dotnet src/LoadTest/bin/Release/net10.0/VixAspire.LoadTest.dll --url "http://127
 sample start >"$out/samples.tsv"
 
 echo "soak: $duration at concurrency $concurrency, $max_tokens tokens per stream"
+# A sample a minute during the run shows whether memory levels off or keeps growing.
+( minute=0; while sleep 60; do minute=$((minute + 1)); sample "${minute}m"; done ) >>"$out/samples.tsv" &
+sampler=$!
 status=0
 dotnet src/LoadTest/bin/Release/net10.0/VixAspire.LoadTest.dll --url "http://127.0.0.1:$port" --streams 100000000 \
   --concurrency "$concurrency" --duration "$duration" --max-tokens "$max_tokens" --no-progress --json "$out/report.json" \
   >"$out/load.txt" 2>&1 || status=$?
+kill "$sampler" 2>/dev/null || true
 sample end >>"$out/samples.tsv"
 
 cat "$out/load.txt"
 echo
 printf 'when\tprocess\tpid\tRSS KiB\tfds\n'
-sort -k2,2 -k3,3 -s "$out/samples.tsv"
+{ grep -E '^(start|end)\b' "$out/samples.tsv" || true; } | sort -k2,2 -k3,3 -s
+echo "(every minute's sample: $out/samples.tsv)"
 
 py_status=0
 python3 - "$out/report.json" "$out/samples.tsv" <<'EOF' || py_status=$?
 import json, sys
 report = json.load(open(sys.argv[1]))
-s = report["Streams"]
-print(f"\nsoak: {s['Started']} streams started, {s['Completed']} complete, {s['Failed']} failed ({s['Incomplete']} incomplete), "
-      f"{report['TokensPerSecond']:.0f} tokens/s")
+s = report["streams"]
+print(f"\nsoak: {s['started']} streams started, {s['completed']} complete, {s['failed']} failed ({s['incomplete']} incomplete), "
+      f"{report['tokens_per_second']:.0f} tokens/s")
 start = {}; end = {}
 for line in open(sys.argv[2]):
     when, name, pid, rss, fds = line.rstrip("\n").split("\t")
-    (start if when == "start" else end)[(name, pid)] = (rss, fds)
+    if when in ("start", "end"):
+        (start if when == "start" else end)[(name, pid)] = (rss, fds)
 died = [k for k in start if k not in end and k[0] != "redis used_memory"]
 for k in died:
     print(f"soak: {k[0]} (pid {k[1]}) died during the run")
-bad = s["Failed"] > 0 or s["Completed"] != s["Started"] or died
+bad = s["failed"] > 0 or s["completed"] != s["started"] or died
 sys.exit(1 if bad else 0)
 EOF
 [ "$status" -eq 0 ] && [ "$py_status" -eq 0 ] && echo "soak: PASS" || { echo "soak: FAIL"; exit 1; }
