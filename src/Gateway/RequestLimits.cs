@@ -69,16 +69,12 @@ internal static class RequestLimits
         return GatewayErrors.WriteAsync(context, GatewayError.TooLarge(limit));
     }
 
-    private static bool IsBodyTooLarge(Exception? error)
+    /// <summary>Kestrel's 413, however deep YARP and HttpClient wrapped it.</summary>
+    private static bool IsBodyTooLarge(Exception? error) => error switch
     {
-        for (; error is not null; error = error.InnerException)
-        {
-            if (error is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge })
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+        null => false,
+        Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => true,
+        AggregateException aggregate => aggregate.InnerExceptions.Any(IsBodyTooLarge),
+        _ => IsBodyTooLarge(error.InnerException),
+    };
 }
