@@ -8,11 +8,16 @@ public static class GatewayExtensions
     /// YARP with routes and clusters from the <c>ReverseProxy</c> section, destinations through service
     /// discovery (one per address the service name resolves to, so every StreamApi replica). The forwarder's
     /// client is YARP's own, not one from IHttpClientFactory, so no resilience handler retries a POST.
+    /// The routes name the API-key authorization policy and the per-client rate limiter in their config.
     /// </summary>
     public static TBuilder AddGateway<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
+        builder.Services.AddApiKeyAuthentication();
+        builder.Services.AddClientRateLimiter();
+        builder.Services.AddRequestLimits();
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
+            .AddTransforms(static context => context.AddClientIdentity())
             .AddServiceDiscoveryDestinationResolver();
         builder.Services.AddSingleton<IForwarderHttpClientFactory, UpstreamHttpClientFactory>();
         return builder;
@@ -22,6 +27,12 @@ public static class GatewayExtensions
     {
         app.MapDefaultEndpoints();
         app.UseDemoPage();
+        app.UseRequestLimits();
+        // Authentication first, so the limiter knows the key; the limiter before authorization, so that
+        // requests with a wrong key are limited per address too.
+        app.UseAuthentication();
+        app.UseRateLimiter();
+        app.UseAuthorization();
         app.MapReverseProxy();
         return app;
     }

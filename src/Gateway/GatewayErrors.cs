@@ -1,0 +1,51 @@
+using System.Text.Json.Serialization;
+
+namespace VixAspire.Gateway;
+
+/// <summary>
+/// The gateway's own refusals (401, 413, 429), in the format of the API behind the route: RFC 7807 problem
+/// details on <c>/infer</c> and everywhere else, OpenAI's error object on <c>/v1</c>, as StreamApi answers.
+/// </summary>
+internal static class GatewayErrors
+{
+    public static bool IsOpenAi(HttpRequest request) => request.Path.StartsWithSegments("/v1");
+
+    public static Task WriteAsync(HttpContext context, GatewayError error)
+    {
+        if (IsOpenAi(context.Request))
+        {
+            var body = new OpenAiError(new OpenAiErrorBody(error.Detail, error.OpenAiType, null, error.Code));
+            return TypedResults.Json(body, GatewayJsonContext.Default.OpenAiError, statusCode: error.Status).ExecuteAsync(context);
+        }
+
+        return TypedResults.Problem(detail: error.Detail, statusCode: error.Status, title: error.Title).ExecuteAsync(context);
+    }
+}
+
+/// <summary>One refusal, described once for both formats.</summary>
+internal sealed record GatewayError(int Status, string Title, string Detail, string OpenAiType, string Code)
+{
+    public static GatewayError MissingKey { get; } = new(StatusCodes.Status401Unauthorized, "API key required",
+        "Send an API key as 'Authorization: Bearer <key>' or 'api-key: <key>'.", "invalid_request_error", "invalid_api_key");
+
+    public static GatewayError InvalidKey { get; } = new(StatusCodes.Status401Unauthorized, "Invalid API key",
+        "The API key is not valid.", "invalid_request_error", "invalid_api_key");
+
+    public static GatewayError RateLimited { get; } = new(StatusCodes.Status429TooManyRequests, "Too many requests",
+        "This client sent more requests than its rate allows; retry after the time in Retry-After.", "rate_limit_error", "rate_limit_exceeded");
+
+    public static GatewayError TooLarge(long limit) => new(StatusCodes.Status413PayloadTooLarge, "Request body too large",
+        $"The body must be at most {limit} bytes.", "invalid_request_error", "request_too_large");
+}
+
+/// <summary>OpenAI's error object: <c>{"error":{"message","type","param","code"}}</c>.</summary>
+internal sealed record OpenAiError([property: JsonPropertyName("error")] OpenAiErrorBody Body);
+
+internal sealed record OpenAiErrorBody(
+    [property: JsonPropertyName("message")] string Message,
+    [property: JsonPropertyName("type")] string Type,
+    [property: JsonPropertyName("param")] string? Param,
+    [property: JsonPropertyName("code")] string? Code);
+
+[JsonSerializable(typeof(OpenAiError))]
+internal sealed partial class GatewayJsonContext : JsonSerializerContext;

@@ -1,0 +1,16 @@
+namespace VixAspire.Gateway;
+
+internal static partial class Log
+{
+    [LoggerMessage(Level = LogLevel.Information, Message = "Refused a request to {Path}: its API key is not valid")]
+    public static partial void ApiKeyRejected(ILogger logger, PathString path);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Authenticated client {Client}")]
+    public static partial void ClientAuthenticated(ILogger logger, string client);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rate limited {Client} on {Path}")]
+    public static partial void RateLimited(ILogger logger, string client, PathString path);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Refused a body over {Limit} bytes on {Path}")]
+    public static partial void BodyTooLarge(ILogger logger, long limit, PathString path);
+}
