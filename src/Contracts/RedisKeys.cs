@@ -40,6 +40,15 @@ public static class RedisKeys
     /// </summary>
     public static RedisKey Writer(string id) => $"vix:{{{id}}}:writer";
 
-    /// <summary>Streams a client (API key or address) has open now, for the per-client concurrency limit.</summary>
+    /// <summary>
+    /// The API key name that created the stream, when keys are configured: only that key may read or cancel it.
+    /// Expires with the token stream.
+    /// </summary>
+    public static RedisKey Owner(string id) => $"vix:{{{id}}}:owner";
+
+    /// <summary>
+    /// Generations (member: stream id, held until the stream ends) and attachments (member: <c>attach:...</c>, held
+    /// while attached) of a client (API key or address), scored by deadline, for the per-client concurrency limit.
+    /// </summary>
     public static RedisKey ClientStreams(string client) => $"vix:client:{{{client}}}:streams";
 }

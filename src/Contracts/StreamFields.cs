@@ -13,6 +13,9 @@ public static class StreamFields
     public const string RequestBody = "body";
     public const string TraceParent = "traceparent";
     public const string TraceState = "tracestate";
+
+    /// <summary>The client whose concurrent-stream slot the request holds (<see cref="RedisKeys.ClientStreams"/>); the worker frees it at the end.</summary>
+    public const string Client = "client";
 }
 
 public static class EventNames

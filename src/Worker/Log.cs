@@ -52,4 +52,7 @@ internal static partial class Log
 
     [LoggerMessage(26, LogLevel.Error, "No provider could serve request {RequestId} for model {Model}")]
     public static partial void ProvidersUnavailable(ILogger logger, string requestId, string model);
+
+    [LoggerMessage(27, LogLevel.Warning, "Could not free the client's stream slot of request {RequestId}; it expires at the stream's deadline")]
+    public static partial void ClientSlotReleaseFailed(ILogger logger, Exception exception, string requestId);
 }

@@ -53,6 +53,8 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
         using var client = fixture.Services.CreateApiClient();
         using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "renew me" }), Ct);
         var id = IdOf(response);
+        // The lease is taken once the response has begun, so it may follow the headers by a round trip.
+        await AttachLeaseProbe.UntilAsync(async () => await Db.SortedSetLengthAsync(RedisKeys.Clients(id)) > 0, Bound, "the follower's lease taken", Ct);
         var member = Assert.Single(await Db.SortedSetRangeByRankAsync(RedisKeys.Clients(id)));
         var first = (await Db.SortedSetScoreAsync(RedisKeys.Clients(id), member))!.Value;
 

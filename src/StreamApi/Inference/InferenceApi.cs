@@ -34,29 +34,34 @@ public static partial class InferenceApi
 
     internal static async Task<IResult> AttachAsync(
         string id,
-        HttpRequest request,
+        HttpContext context,
         RequestQueue queue,
+        StreamStarter starter,
         CancellationToken cancellationToken)
     {
-        string? lastEventId = request.Headers["Last-Event-ID"];
+        string? lastEventId = context.Request.Headers["Last-Event-ID"];
         if (!string.IsNullOrEmpty(lastEventId) && !IsStreamEntryId(lastEventId))
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid Last-Event-ID",
                 detail: "Last-Event-ID must be an event id received from this stream, such as '1732500000000-0'.");
         }
 
-        if (!RequestId().IsMatch(id) || !await queue.ExistsAsync(id, cancellationToken))
+        // With API keys, another key's stream is as unknown as a missing one.
+        if (!RequestId().IsMatch(id) || !await queue.ExistsAsync(id, ClientIdentity.Of(context).Key, cancellationToken))
         {
             return UnknownStream(id);
         }
 
-        return new SseStreamResult(id, string.IsNullOrEmpty(lastEventId) ? null : lastEventId, Stopwatch.GetTimestamp(), Slot: null);
+        var (slot, refusal) = await starter.AttachAsync(context, id);
+        return refusal?.ToProblem() ?? new SseStreamResult(id, string.IsNullOrEmpty(lastEventId) ? null : lastEventId, Stopwatch.GetTimestamp(), slot);
     }
 
     internal static async Task<Results<Accepted, ProblemHttpResult>> CancelAsync(
-        string id, StreamControl control, StreamApiTelemetry telemetry, CancellationToken cancellationToken)
+        string id, HttpContext context, StreamControl control, StreamApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        var outcome = RequestId().IsMatch(id) ? await control.CancelAsync(id, cancellationToken) : StreamControl.CancelOutcome.NotFound;
+        var outcome = RequestId().IsMatch(id)
+            ? await control.CancelAsync(id, ClientIdentity.Of(context).Key, cancellationToken)
+            : StreamControl.CancelOutcome.NotFound;
         if (outcome == StreamControl.CancelOutcome.NotFound)
         {
             return UnknownStream(id);

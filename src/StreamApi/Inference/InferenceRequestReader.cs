@@ -52,7 +52,7 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
         catch (JsonException ex)
         {
             return (null, new RequestFault(StatusCodes.Status400BadRequest, "Malformed JSON",
-                $"The body is not valid JSON for this endpoint: {ex.Message}", "invalid_json"));
+                $"The body is not valid JSON for this endpoint: {RequestFault.Clip(ex.Message)}", "invalid_json"));
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
@@ -113,7 +113,7 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
         if (!options.Models.ContainsKey(model))
         {
             return new ReadResult(null, new RequestFault(StatusCodes.Status404NotFound, "Unknown model",
-                $"No model named '{model}'. Known models: {string.Join(", ", options.Models.Keys.Order(StringComparer.Ordinal))}.", "model_not_found"));
+                $"No model named '{RequestFault.Clip(model)}'. Known models: {string.Join(", ", options.Models.Keys.Order(StringComparer.Ordinal))}.", "model_not_found"));
         }
 
         return new ReadResult(new InferenceRequest(model, messages!, maxTokens, body.Temperature), null);
@@ -128,21 +128,30 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
         }
 
         var result = new List<ChatTurn>(turns.Count);
+        var omitted = 0;
         for (var i = 0; i < turns.Count; i++)
         {
             var turn = turns[i];
-            if (turn?.Role is not { } role || !Roles.Contains(role))
+            var (field, error) = turn?.Role is not { } role || !Roles.Contains(role)
+                ? ("role", $"messages[{i}].role must be one of: {string.Join(", ", Roles)}.")
+                : turn.Content is null ? ("content", $"messages[{i}].content must be a string.") : (null, null);
+            if (error is null)
             {
-                errors[$"messages[{i}].role"] = [$"messages[{i}].role must be one of: {string.Join(", ", Roles)}."];
+                result.Add(new ChatTurn(turn!.Role!, turn.Content!));
             }
-            else if (turn.Content is null)
+            else if (errors.Count < RequestFault.MaxErrors)
             {
-                errors[$"messages[{i}].content"] = [$"messages[{i}].content must be a string."];
+                errors[$"messages[{i}].{field}"] = [error];
             }
             else
             {
-                result.Add(new ChatTurn(role, turn.Content));
+                omitted++;
             }
+        }
+
+        if (omitted > 0)
+        {
+            errors["messages"] = [$"{omitted} more invalid messages are not listed."];
         }
 
         return result;

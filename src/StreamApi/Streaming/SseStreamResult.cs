@@ -4,7 +4,7 @@ namespace VixAspire.StreamApi.Streaming;
 /// The result of a stream endpoint: one request's token stream as SSE, from after <see cref="AfterId"/>, ending after
 /// the <c>end</c> event or at once when the client goes away.
 /// </summary>
-/// <param name="Slot">The client's concurrent-stream slot this response holds, if it started the stream.</param>
+/// <param name="Slot">The client's concurrent-stream slot this response holds: its generation's, or its attachment's.</param>
 internal sealed record SseStreamResult(string Id, string? AfterId, long StartTimestamp, StreamSlot? Slot) : IResult
 {
     public async Task ExecuteAsync(HttpContext httpContext)

@@ -23,9 +23,11 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         NotYet,
     }
 
-    // KEYS: tokens stream, cancelled flag, clients, left. ARGV: grace ms ('' for unconditional), flag TTL ms, cancel
-    // channel, id. Returns 0 not found, 1 cancelled, 2 already ended, 3 a client holds a lease, 4 not abandoned yet.
+    // KEYS: tokens stream, cancelled flag, clients, left, owner. ARGV: grace ms ('' for unconditional), flag TTL ms,
+    // cancel channel, id, API key ('' for any). Returns 0 not found (or owned by another key), 1 cancelled, 2 already
+    // ended, 3 a client holds a lease, 4 not abandoned yet.
     private const string CancelScript = AttachLeases.Functions + """
+        if ARGV[5] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[5] then return 0 end
         local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
         if #last == 0 then return 0 end
         local fields = last[1][2]
@@ -72,8 +74,8 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         return 1
         """;
 
-    // KEYS: the client's streams, a sorted set of stream ids scored by deadline (ms). ARGV: limit, lifetime ms,
-    // stream id. Slots of streams past their deadline (a replica that died holding them) drop out by themselves,
+    // KEYS: the client's streams, a sorted set of stream ids and attachments scored by deadline (ms). ARGV: limit,
+    // lifetime ms, member. Slots of streams past their deadline (a replica that died holding them) drop out by themselves,
     // and a refused attempt extends nothing. Returns 1 when a slot was taken, 0 at the limit.
     private const string AcquireScript = """
         local t = redis.call('TIME')
@@ -120,26 +122,27 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         return (int)last == 1;
     }
 
-    public Task<CancelOutcome> CancelAsync(string id, CancellationToken cancellationToken) =>
-        RunCancelAsync(id, RedisValue.EmptyString, cancellationToken);
+    /// <summary>Cancels stream <paramref name="id"/>; with <paramref name="key"/>, only a stream that key created (another's is not found).</summary>
+    public Task<CancelOutcome> CancelAsync(string id, string? key, CancellationToken cancellationToken) =>
+        RunCancelAsync(id, RedisValue.EmptyString, key, cancellationToken);
 
     /// <summary>Cancels only if the stream is abandoned (no live lease, the last gone for the grace) and has not ended.</summary>
     public Task<CancelOutcome> CancelIfAbandonedAsync(string id, CancellationToken cancellationToken) =>
-        RunCancelAsync(id, (long)options.CurrentValue.DisconnectGrace.TotalMilliseconds, cancellationToken);
+        RunCancelAsync(id, (long)options.CurrentValue.DisconnectGrace.TotalMilliseconds, key: null, cancellationToken);
 
-    private async Task<CancelOutcome> RunCancelAsync(string id, RedisValue graceMilliseconds, CancellationToken cancellationToken)
+    private async Task<CancelOutcome> RunCancelAsync(string id, RedisValue graceMilliseconds, string? key, CancellationToken cancellationToken)
     {
         var ttl = (long)options.CurrentValue.InitialStreamTtl.TotalMilliseconds;
         var result = await redis.GetDatabase().ScriptEvaluateAsync(CancelScript,
-            [RedisKeys.Tokens(id), RedisKeys.Cancelled(id), RedisKeys.Clients(id), RedisKeys.Left(id)],
-            [graceMilliseconds, ttl, CancelChannel, id]).WaitAsync(cancellationToken);
+            [RedisKeys.Tokens(id), RedisKeys.Cancelled(id), RedisKeys.Clients(id), RedisKeys.Left(id), RedisKeys.Owner(id)],
+            [graceMilliseconds, ttl, CancelChannel, id, key ?? RedisValue.EmptyString]).WaitAsync(cancellationToken);
         return (CancelOutcome)(int)result;
     }
 
     private static long LeaseMilliseconds(StreamingOptions limits) => (long)AttachLeases.Duration(limits).TotalMilliseconds;
 
-    /// <summary>Takes one of the client's concurrent-stream slots for stream <paramref name="id"/>; false when it has them all.</summary>
-    public async Task<bool> TryAcquireClientSlotAsync(string client, string id, CancellationToken cancellationToken)
+    /// <summary>Takes one of the client's concurrent-stream slots as <paramref name="member"/> (a stream id or an attachment); false when it has them all.</summary>
+    public async Task<bool> TryAcquireClientSlotAsync(string client, string member, CancellationToken cancellationToken)
     {
         var limits = options.CurrentValue;
         if (limits.MaxConcurrentStreamsPerClient == 0)
@@ -149,15 +152,15 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
 
         var lifetime = (long)(limits.MaxDuration + limits.FirstTokenTimeout + limits.DisconnectGrace).TotalMilliseconds;
         var taken = await redis.GetDatabase().ScriptEvaluateAsync(AcquireScript, [RedisKeys.ClientStreams(client)],
-            [limits.MaxConcurrentStreamsPerClient, lifetime, id]).WaitAsync(cancellationToken);
+            [limits.MaxConcurrentStreamsPerClient, lifetime, member]).WaitAsync(cancellationToken);
         return (int)taken == 1;
     }
 
-    public async Task ReleaseClientSlotAsync(string client, string id)
+    public async Task ReleaseClientSlotAsync(string client, RedisValue[] members)
     {
         if (options.CurrentValue.MaxConcurrentStreamsPerClient > 0)
         {
-            await redis.GetDatabase().SortedSetRemoveAsync(RedisKeys.ClientStreams(client), id);
+            await redis.GetDatabase().SortedSetRemoveAsync(RedisKeys.ClientStreams(client), members);
         }
     }
 }

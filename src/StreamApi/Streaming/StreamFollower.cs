@@ -37,7 +37,7 @@ internal sealed class StreamFollower(
     /// <remarks>
     /// While enumerated the client holds an attach lease; leaving before the end starts the disconnect grace when it
     /// was the stream's last client. <paramref name="slot"/> is released as soon as the end is read, so it is free
-    /// before the client is told. Time to first token runs from <paramref name="startTimestamp"/> (not for resumes).
+    /// before the client is told; a client that leaves earlier keeps a generation's slot taken until the worker ends it. Time to first token runs from <paramref name="startTimestamp"/> (not for resumes).
     /// </remarks>
     public async IAsyncEnumerable<StreamBatch> FollowAsync(string id, string? afterId, long startTimestamp, StreamSlot? slot,
         [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -130,7 +130,7 @@ internal sealed class StreamFollower(
     {
         if (slot is not null)
         {
-            await slot.DisposeAsync();
+            await slot.ReleaseAtEndAsync();
         }
 
         if (reason is not null)

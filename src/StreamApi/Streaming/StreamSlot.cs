@@ -3,15 +3,30 @@ using StackExchange.Redis;
 namespace VixAspire.StreamApi.Streaming;
 
 /// <summary>
-/// A lease on one of a client's concurrent-stream slots, handed out by <see cref="StreamStarter"/>. Whoever holds
-/// it disposes it; the follower of the stream may release it earlier, when the client is sent the end. The slot
-/// is released once, whichever comes first.
+/// A lease on one of a client's concurrent-stream slots, handed out by <see cref="StreamStarter"/>. A generation's
+/// slot (<paramref name="attachMember"/> null) counts until the stream ends, not until its client leaves: disposing
+/// it frees nothing, the worker frees it when it writes the end, and the follower when it reads the end. An
+/// attachment's slot is freed when its holder disposes it or the end is read. Either is freed at most once here.
 /// </summary>
-internal sealed class StreamSlot(StreamControl control, string client, string id, ILogger logger) : IAsyncDisposable
+internal sealed class StreamSlot(StreamControl control, string client, string id, string? attachMember, ILogger logger) : IAsyncDisposable
 {
     private int _released;
 
+    /// <summary>The stream ended: frees the attachment, and the client's slot of the generation itself if it holds one.</summary>
+    public Task ReleaseAtEndAsync() => ReleaseAsync(attachMember is null ? [id] : [id, attachMember]);
+
+    /// <summary>Frees a generation's slot before anything was queued for it (a refusal, or a failure to queue).</summary>
+    public Task ReleaseUnqueuedAsync() => ReleaseAsync([id]);
+
     public async ValueTask DisposeAsync()
+    {
+        if (attachMember is not null)
+        {
+            await ReleaseAsync([attachMember]);
+        }
+    }
+
+    private async Task ReleaseAsync(RedisValue[] members)
     {
         if (Interlocked.Exchange(ref _released, 1) != 0)
         {
@@ -20,11 +35,11 @@ internal sealed class StreamSlot(StreamControl control, string client, string id
 
         try
         {
-            await control.ReleaseClientSlotAsync(client, id);
+            await control.ReleaseClientSlotAsync(client, members);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            // The slot drops out by itself at the stream's deadline.
+            // The slot drops out by itself at its deadline.
             Log.SlotReleaseFailed(logger, ex, id);
         }
     }

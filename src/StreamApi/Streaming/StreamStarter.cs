@@ -6,7 +6,7 @@ namespace VixAspire.StreamApi.Streaming;
 /// <summary>
 /// Starts a generation for any front end (SSE, OpenAI-compatible, WebSocket): takes one of the client's
 /// concurrent-stream slots, then queues the request. The slot comes back as a <see cref="StreamSlot"/> lease
-/// for the caller to hold while it follows the stream. While Redis is not connected it refuses at once (503).
+/// for the caller to hold while it follows the stream; it counts until the stream ends, even if the client leaves. While Redis is not connected it refuses at once (503).
 /// </summary>
 internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue queue, StreamControl control, StreamApiTelemetry telemetry, ILogger<StreamStarter> logger)
 {
@@ -19,7 +19,7 @@ internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue q
     /// <summary>The stream's id and the slot it holds, or the refusal (429 or 503) that each front end renders in its own error format.</summary>
     public readonly record struct Started(string Id, StreamSlot? Slot, RequestFault? Refusal);
 
-    /// <summary>Starts a request that came over HTTP: the client is the caller's address, and a refusal sets <c>Retry-After</c>.</summary>
+    /// <summary>Starts a request that came over HTTP: the client is the caller's key or address, and a refusal sets <c>Retry-After</c>.</summary>
     public async Task<Started> StartAsync(HttpContext context, InferenceRequest request)
     {
         var started = await StartAsync(request, ClientIdentity.Of(context), context.RequestAborted);
@@ -31,7 +31,7 @@ internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue q
         return started;
     }
 
-    public async Task<Started> StartAsync(InferenceRequest request, string client, CancellationToken cancellationToken)
+    public async Task<Started> StartAsync(InferenceRequest request, ClientIdentity client, CancellationToken cancellationToken)
     {
         var id = RequestQueue.NewId();
         if (!redis.IsConnected)
@@ -40,32 +40,50 @@ internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue q
             return new(id, null, RedisFaults.Unavailable);
         }
 
-        if (!await control.TryAcquireClientSlotAsync(client, id, cancellationToken))
+        if (!await control.TryAcquireClientSlotAsync(client.Id, id, cancellationToken))
         {
             telemetry.Refused(TooManyStreams.Code);
             return new(id, null, TooManyStreams);
         }
 
-        var slot = new StreamSlot(control, client, id, logger);
+        var slot = new StreamSlot(control, client.Id, id, attachMember: null, logger);
         bool queued;
         try
         {
-            queued = await queue.EnqueueAsync(id, request);
+            queued = await queue.EnqueueAsync(id, request, client);
         }
         catch
         {
-            await slot.DisposeAsync();
+            await slot.ReleaseUnqueuedAsync();
             throw;
         }
 
         if (!queued)
         {
-            await slot.DisposeAsync();
+            await slot.ReleaseUnqueuedAsync();
             telemetry.Refused(QueueFull.Code);
             return new(id, null, QueueFull);
         }
 
         StreamApiTelemetry.Queued(id);
         return new(id, slot, null);
+    }
+
+    /// <summary>
+    /// Takes a slot for attaching to stream <paramref name="id"/>: an attachment counts against the client's limit
+    /// while it lasts. Null with a 429 (and <c>Retry-After</c>) when the client has no slot left.
+    /// </summary>
+    public async Task<(StreamSlot? Slot, RequestFault? Refusal)> AttachAsync(HttpContext context, string id)
+    {
+        var client = ClientIdentity.Of(context).Id;
+        var member = $"attach:{Guid.NewGuid():N}";
+        if (!await control.TryAcquireClientSlotAsync(client, member, context.RequestAborted))
+        {
+            telemetry.Refused(TooManyStreams.Code);
+            context.Response.Headers.RetryAfter = RequestFault.RetryAfterSeconds;
+            return (null, TooManyStreams);
+        }
+
+        return (new StreamSlot(control, client, id, member, logger), null);
     }
 }

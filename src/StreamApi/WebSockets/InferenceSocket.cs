@@ -1,4 +1,5 @@
 using System.Net.WebSockets;
+using VixAspire.StreamApi.Streaming;
 
 namespace VixAspire.StreamApi.WebSockets;
 
@@ -16,7 +17,7 @@ internal static class InferenceSocket
     private static readonly TimeSpan RestartCloseTimeout = TimeSpan.FromSeconds(2);
 
     /// <summary>Serves <paramref name="socket"/> until it closes, <paramref name="connectionAborted"/> fires or the host stops.</summary>
-    public static async Task RunAsync(IServiceProvider services, WebSocket socket, string client, CancellationToken connectionAborted)
+    public static async Task RunAsync(IServiceProvider services, WebSocket socket, ClientIdentity client, CancellationToken connectionAborted)
     {
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connectionAborted);
         var sender = new SocketSender(socket);

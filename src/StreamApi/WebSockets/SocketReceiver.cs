@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Inference;
+using VixAspire.StreamApi.Streaming;
 
 namespace VixAspire.StreamApi.WebSockets;
 
@@ -83,7 +84,7 @@ internal sealed class SocketReceiver(
         }
         catch (JsonException ex)
         {
-            await RejectAsync(null, $"The message is not valid JSON for this endpoint: {ex.Message}", cancellationToken);
+            await RejectAsync(null, $"The message is not valid JSON for this endpoint: {RequestFault.Clip(ex.Message)}", cancellationToken);
             return;
         }
 
@@ -101,7 +102,7 @@ internal sealed class SocketReceiver(
                 break;
             default:
                 await RejectAsync(message.RequestId,
-                    $"Unknown message type '{message.Type}'; expected '{ClientMessage.RequestType}' or '{ClientMessage.CancelType}'.", cancellationToken);
+                    $"Unknown message type '{RequestFault.Clip(message.Type)}'; expected '{ClientMessage.RequestType}' or '{ClientMessage.CancelType}'.", cancellationToken);
                 break;
         }
     }
@@ -123,7 +124,7 @@ internal sealed class SocketReceiver(
             }
             catch (JsonException ex)
             {
-                invalid = $"The payload is not valid for this endpoint: {ex.Message}";
+                invalid = $"The payload is not valid for this endpoint: {RequestFault.Clip(ex.Message)}";
             }
         }
 

@@ -15,7 +15,7 @@ internal sealed class SocketRequestRunner(
     StreamControl control,
     StreamApiTelemetry telemetry,
     SocketSender sender,
-    string client,
+    ClientIdentity client,
     ILogger<SocketRequestRunner> logger)
 {
     public async Task RunAsync(SocketRequest request, InferenceRequest inference, long receivedAt, CancellationToken cancellationToken)
@@ -35,7 +35,7 @@ internal sealed class SocketRequestRunner(
                 return;
             }
 
-            await using var slot = started.Slot;
+            var slot = started.Slot;
             streamId = started.Id;
             prefix = SocketFrames.Prefix(streamId, request.RequestId);
             if (request.Started(streamId))
@@ -84,7 +84,7 @@ internal sealed class SocketRequestRunner(
     {
         try
         {
-            if (await control.CancelAsync(streamId, cancellationToken) == StreamControl.CancelOutcome.Cancelled)
+            if (await control.CancelAsync(streamId, client.Key, cancellationToken) == StreamControl.CancelOutcome.Cancelled)
             {
                 telemetry.Cancelled("websocket");
             }

@@ -72,6 +72,7 @@ internal sealed class GenerationRunner(
                     Log.StreamGone(logger, id);
                 }
 
+                await ReleaseClientSlotAsync(db, entry, id);
                 return RunOutcome.Done;
             }
 
@@ -107,6 +108,7 @@ internal sealed class GenerationRunner(
                 }
 
                 Log.GenerationEnded(logger, id, reason, tokens);
+                await ReleaseClientSlotAsync(db, entry, id);
                 return RunOutcome.Done;
             }
         }
@@ -255,6 +257,29 @@ internal sealed class GenerationRunner(
             {
                 telemetry.RecordTimePerOutputToken(Stopwatch.GetElapsedTime(firstTokenAt) / (updates - 1));
             }
+        }
+    }
+
+    /// <summary>
+    /// Frees the slot the request holds in its client's count of running generations, now that its stream has ended.
+    /// A separate command: the client's key lives on another cluster slot than the request's. Best effort, since the
+    /// slot's score is its deadline: one not freed here drops out then.
+    /// </summary>
+    private async Task ReleaseClientSlotAsync(IDatabase db, StreamEntry entry, string id)
+    {
+        var client = entry[StreamFields.Client];
+        if (client.IsNullOrEmpty)
+        {
+            return;
+        }
+
+        try
+        {
+            await db.SortedSetRemoveAsync(RedisKeys.ClientStreams(client.ToString()), id);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.ClientSlotReleaseFailed(logger, ex, id);
         }
     }
 

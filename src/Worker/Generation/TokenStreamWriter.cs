@@ -19,7 +19,7 @@ namespace VixAspire.Worker.Generation;
 /// </remarks>
 internal sealed class TokenStreamWriter : IAsyncDisposable
 {
-    // KEYS: token stream, writer hash, clients, cancelled flag, left. ARGV[1] the new writer, ARGV[2] TTL in ms.
+    // KEYS: token stream, writer hash, clients, cancelled flag, left, owner. ARGV[1] the new writer, ARGV[2] TTL in ms.
     // Returns {state, last event, cancelled}: state 0 when the stream is gone, 2 when it has ended, else 1. The TTL is
     // renewed from now, so a request that waited long in the queue keeps its stream for its whole run.
     private const string TakeScript = """
@@ -36,7 +36,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
         return {1, event, redis.call('EXISTS', KEYS[4])}
         """;
 
-    // KEYS: token stream, writer hash, clients, cancelled flag, left. ARGV[1] MAXLEN, ARGV[2] expiry in ms (0: leave
+    // KEYS: token stream, writer hash, clients, cancelled flag, left, owner. ARGV[1] MAXLEN, ARGV[2] expiry in ms (0: leave
     // as is; set with the end entry on every key of the request), ARGV[3] wake channel, ARGV[4] this writer,
     // ARGV[5] batch number, ARGV[6] disconnect grace in ms, then event/data pairs. Returns 0 when the stream is
     // gone, 3 when another writer owns it or it ended, 2 when the request is cancelled (by a cancel the pub/sub
@@ -235,7 +235,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     }
 
     private static RedisKey[] KeysOf(string id) =>
-        [RedisKeys.Tokens(id), RedisKeys.Writer(id), RedisKeys.Clients(id), RedisKeys.Cancelled(id), RedisKeys.Left(id)];
+        [RedisKeys.Tokens(id), RedisKeys.Writer(id), RedisKeys.Clients(id), RedisKeys.Cancelled(id), RedisKeys.Left(id), RedisKeys.Owner(id)];
 
     private readonly record struct Pending(RedisValue Event, byte[] Data);
 }
