@@ -172,6 +172,39 @@ public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<A
     }
 
     [Fact]
+    public async Task RedisRefusesAClientWithoutThePasswordWhichIsInNoResourcesArgumentsOrLog()
+    {
+        var connectionString = await fixture.App.GetConnectionStringAsync("redis", Ct);
+        var password = connectionString?.Split(",password=") is [_, var value] ? value : null;
+        var port = Resource("redis").GetEndpoint("tcp").Port;
+
+        Assert.False(string.IsNullOrEmpty(password), "the services' connection string carries no password");
+        Assert.StartsWith("-NOAUTH", await UnauthenticatedPingAsync(port));
+        var notifications = fixture.App.ResourceNotifications;
+        var logs = fixture.App.Services.GetRequiredService<ResourceLoggerService>();
+        foreach (var name in new[] { "redis", "streamapi", "streamapi-1", "worker", "gateway" })
+        {
+            Assert.True(notifications.TryGetCurrentState(name, out var state), name);
+            Assert.DoesNotContain(state.Snapshot.Properties, p => p.Name.Contains("args", StringComparison.OrdinalIgnoreCase)
+                && (p.Value?.ToString() ?? "").Contains(password, StringComparison.Ordinal));
+            await foreach (var batch in logs.GetAllAsync(name).WithCancellation(Ct))
+            {
+                Assert.DoesNotContain(batch, line => line.Content.Contains(password, StringComparison.Ordinal));
+            }
+        }
+    }
+
+    private static async Task<string> UnauthenticatedPingAsync(int port)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, port, Ct);
+        var stream = client.GetStream();
+        await stream.WriteAsync("PING\r\n"u8.ToArray(), Ct);
+        using var reader = new StreamReader(stream);
+        return await reader.ReadLineAsync(Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct) ?? "";
+    }
+
+    [Fact]
     public async Task BadInputGetsAProblemThroughTheAppHostGateway()
     {
         using var client = fixture.App.CreateHttpClient("gateway");
