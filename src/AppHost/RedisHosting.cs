@@ -91,7 +91,8 @@ internal static class RedisHosting
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
 
-        await using var file = new StreamWriter(path, Encoding.UTF8, options);
+        // No byte-order mark: redis-server would read it as part of the first directive.
+        await using var file = new StreamWriter(path, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options);
         var quoted = password.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal);
         await file.WriteAsync($"requirepass \"{quoted}\"\n".AsMemory(), cancellationToken);
     }
