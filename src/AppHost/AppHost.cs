@@ -14,10 +14,14 @@ var streamApis = builder.AddStreamApiReplicas(replica => replica
     .WithServiceSettings(builder.Configuration, "All")
     .WithServiceSettings(builder.Configuration, "StreamApi"));
 
+// Upstream API keys are secret parameters, and only the workers, which call the upstreams, receive them.
+var providerKeys = builder.AddProviderKeys();
+
 builder.AddProject<Projects.Worker>("worker")
     .WithReference(redis).WaitFor(redis)
     .WithServiceSettings(builder.Configuration, "All")
     .WithServiceSettings(builder.Configuration, "Worker")
+    .WithProviderKeys(providerKeys)
     .WithHttpHealthCheck("/health")
     .WithReplicas(Topology.Replicas(builder.Configuration, "Worker"));
 

@@ -21,10 +21,12 @@ internal static class RedisHosting
     public static bool TryAddRedis(IDistributedApplicationBuilder builder, string name,
         [NotNullWhen(true)] out IResourceBuilder<IResourceWithConnectionString>? redis, [NotNullWhen(false)] out string? problem)
     {
+        var settings = RedisServerSettings.From(builder.Configuration);
         var mode = builder.Configuration["Redis:Mode"] ?? "auto";
         if (mode == "container" || (mode == "auto" && ContainerRuntimeAnswers(builder.Configuration)))
         {
-            var container = builder.AddRedis(name);
+            // AddRedis generates the redis-password parameter and passes it through the container's environment.
+            var container = builder.AddRedis(name).WithArgs(context => AppendToShellCommand(context, settings.Args));
             redis = builder.CreateResourceBuilder<IResourceWithConnectionString>(container.Resource);
             problem = null;
             return true;
@@ -38,17 +40,26 @@ internal static class RedisHosting
             return false;
         }
 
-        redis = builder.CreateResourceBuilder<IResourceWithConnectionString>(AddRedisServer(builder, name, executable).Resource);
+        redis = builder.CreateResourceBuilder<IResourceWithConnectionString>(AddRedisServer(builder, name, executable, settings).Resource);
         problem = null;
         return true;
     }
 
-    private static IResourceBuilder<RedisServerResource> AddRedisServer(IDistributedApplicationBuilder builder, string name, string executable)
+    private static IResourceBuilder<RedisServerResource> AddRedisServer(IDistributedApplicationBuilder builder, string name, string executable,
+        RedisServerSettings settings)
     {
+        // Same name and alphabet as AddRedis's own: Parameters:redis-password overrides it, and the value stays
+        // free of the ',' and '=' that a connection string would split on.
+        var password = builder.AddResource(ParameterResourceBuilderExtensions.CreateDefaultPasswordParameter(builder, $"{name}-password", special: false));
         var workingDirectory = Directory.CreateTempSubdirectory("vixaspire-redis-").FullName;
-        var resource = new RedisServerResource(name, executable, workingDirectory);
+        var resource = new RedisServerResource(name, executable, workingDirectory, password.Resource);
+        var configFile = Path.Combine(workingDirectory, "vixaspire-redis.conf");
         var healthKey = $"{name}_ping";
-        builder.Services.AddHealthChecks().AddAsyncCheck(healthKey, ct => PingAsync(resource.PrimaryEndpoint, ct));
+        builder.Services.AddHealthChecks().AddAsyncCheck(healthKey, ct => PingAsync(resource, ct));
+        // The password goes into a file only redis-server reads, not on its command line, where ps and the
+        // dashboard's resource details would show it.
+        builder.Eventing.Subscribe<BeforeResourceStartedEvent>(resource, async (_, ct) =>
+            await WriteConfigFileAsync(configFile, await password.Resource.GetValueAsync(ct) ?? "", ct));
 
         return builder.AddResource(resource)
             .WithEndpoint(RedisServerResource.EndpointName, endpoint =>
@@ -59,21 +70,47 @@ internal static class RedisHosting
             })
             .WithArgs(context =>
             {
+                context.Args.Add(configFile);
                 context.Args.Add("--port");
                 context.Args.Add(resource.PrimaryEndpoint.Property(EndpointProperty.TargetPort));
                 context.Args.Add("--bind");
                 context.Args.Add("127.0.0.1");
-                // A development and test store: no snapshots, no append-only file.
-                context.Args.Add("--save");
-                context.Args.Add("");
-                context.Args.Add("--appendonly");
-                context.Args.Add("no");
+                foreach (var arg in settings.Args)
+                {
+                    context.Args.Add(arg);
+                }
             })
             .WithHealthCheck(healthKey);
     }
 
-    private static async Task<HealthCheckResult> PingAsync(EndpointReference endpoint, CancellationToken cancellationToken)
+    private static async Task WriteConfigFileAsync(string path, string password, CancellationToken cancellationToken)
     {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        // No byte-order mark: redis-server would read it as part of the first directive.
+        await using var file = new StreamWriter(path, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options);
+        var quoted = password.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal);
+        await file.WriteAsync($"requirepass \"{quoted}\"\n".AsMemory(), cancellationToken);
+    }
+
+    /// <summary>AddRedis runs <c>/bin/sh -c "redis-server …"</c>: our options belong inside that command.</summary>
+    private static void AppendToShellCommand(CommandLineArgsCallbackContext context, IReadOnlyList<string> args)
+    {
+        var command = context.Args.IndexOf("-c") + 1;
+        if (command > 0 && command < context.Args.Count && context.Args[command] is string shell)
+        {
+            context.Args[command] = $"{shell} {string.Join(' ', args.Select(a => a.Length == 0 ? "''" : a))}";
+        }
+    }
+
+    /// <summary>AUTH, then PING, over a bare socket: healthy once Redis answers PONG to an authenticated client.</summary>
+    private static async Task<HealthCheckResult> PingAsync(RedisServerResource redis, CancellationToken cancellationToken)
+    {
+        var endpoint = redis.PrimaryEndpoint;
         if (!endpoint.IsAllocated)
         {
             return HealthCheckResult.Unhealthy("Redis has no port yet.");
@@ -81,17 +118,21 @@ internal static class RedisHosting
 
         try
         {
+            var password = Encoding.UTF8.GetBytes(await redis.PasswordParameter.GetValueAsync(cancellationToken) ?? "");
             using var client = new TcpClient();
             await client.ConnectAsync(endpoint.Host, endpoint.Port, cancellationToken);
             var stream = client.GetStream();
-            await stream.WriteAsync("PING\r\n"u8.ToArray(), cancellationToken);
-            var buffer = new byte[16];
-            var read = await stream.ReadAsync(buffer, cancellationToken);
-            return Encoding.ASCII.GetString(buffer, 0, read).StartsWith("+PONG", StringComparison.Ordinal)
+            await stream.WriteAsync(Encoding.ASCII.GetBytes($"*2\r\n$4\r\nAUTH\r\n${password.Length}\r\n"), cancellationToken);
+            await stream.WriteAsync(password, cancellationToken);
+            await stream.WriteAsync("\r\n*1\r\n$4\r\nPING\r\n"u8.ToArray(), cancellationToken);
+            using var reader = new StreamReader(stream, Encoding.ASCII);
+            var auth = await reader.ReadLineAsync(cancellationToken);
+            var ping = await reader.ReadLineAsync(cancellationToken);
+            return auth == "+OK" && ping == "+PONG"
                 ? HealthCheckResult.Healthy()
-                : HealthCheckResult.Unhealthy("Redis did not answer PING.");
+                : HealthCheckResult.Unhealthy($"Redis did not answer AUTH and PING ({auth?.Split(' ')[0]}).");
         }
-        catch (SocketException ex)
+        catch (Exception ex) when (ex is SocketException or IOException)
         {
             return HealthCheckResult.Unhealthy("Redis is not accepting connections.", ex);
         }
@@ -154,13 +195,41 @@ internal static class RedisHosting
 }
 
 /// <summary>A <c>redis-server</c> process whose connection string services receive through <c>WithReference</c>.</summary>
-internal sealed class RedisServerResource(string name, string command, string workingDirectory)
+internal sealed class RedisServerResource(string name, string command, string workingDirectory, ParameterResource password)
     : ExecutableResource(name, command, workingDirectory), IResourceWithConnectionString
 {
     public const string EndpointName = "tcp";
 
     public EndpointReference PrimaryEndpoint => field ??= new EndpointReference(this, EndpointName);
 
+    public ParameterResource PasswordParameter { get; } = password;
+
     public ReferenceExpression ConnectionStringExpression =>
-        ReferenceExpression.Create($"{PrimaryEndpoint.Property(EndpointProperty.HostAndPort)}");
+        ReferenceExpression.Create($"{PrimaryEndpoint.Property(EndpointProperty.HostAndPort)},password={PasswordParameter}");
+}
+
+/// <summary>
+/// <c>Redis:MaxMemory</c> (512mb) with <c>noeviction</c>, since an evicted stream key would lose a client's tokens
+/// mid-stream; <c>Redis:Persistence</c>: <c>none</c> (the default: a development store in a fresh folder per run)
+/// or <c>aof</c> (an append-only file synced every second in that folder, so a Redis restart keeps the streams).
+/// </summary>
+internal sealed record RedisServerSettings(IReadOnlyList<string> Args)
+{
+    public static RedisServerSettings From(IConfiguration configuration)
+    {
+        var maxMemory = configuration["Redis:MaxMemory"] ?? "512mb";
+        if (!System.Text.RegularExpressions.Regex.IsMatch(maxMemory, "^[0-9]+(b|kb|mb|gb)?$", System.Text.RegularExpressions.RegexOptions.IgnoreCase))
+        {
+            throw new InvalidOperationException($"Redis:MaxMemory must be a size such as 512mb (was '{maxMemory}').");
+        }
+
+        List<string> args = ["--maxmemory", maxMemory, "--maxmemory-policy", "noeviction", "--save", ""];
+        args.AddRange((configuration["Redis:Persistence"] ?? "none").ToLowerInvariant() switch
+        {
+            "none" => ["--appendonly", "no"],
+            "aof" => ["--appendonly", "yes", "--appendfsync", "everysec"],
+            var other => throw new InvalidOperationException($"Redis:Persistence must be none or aof (was '{other}')."),
+        });
+        return new RedisServerSettings(args);
+    }
 }

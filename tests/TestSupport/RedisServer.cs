@@ -12,13 +12,25 @@ namespace VixAspire.TestSupport;
 /// </summary>
 public sealed class RedisServer : IAsyncLifetime
 {
+    private readonly string? _password;
     private Process? _process;
     private ConnectionMultiplexer? _connection;
     private Task? _drain;
 
     public int Port { get; private set; }
 
-    public string ConnectionString => $"127.0.0.1:{Port}";
+    public RedisServer()
+    {
+    }
+
+    private RedisServer(string password) => _password = password;
+
+    /// <summary>A server that requires <paramref name="password"/> (<c>--requirepass</c>) of every client.</summary>
+    public static RedisServer WithPassword(string password) => new(password);
+
+    public string? Password => _password;
+
+    public string ConnectionString => _password is null ? $"127.0.0.1:{Port}" : $"127.0.0.1:{Port},password={_password}";
 
     public IConnectionMultiplexer Connection => _connection ?? throw new InvalidOperationException("Not started.");
 
@@ -39,7 +51,7 @@ public sealed class RedisServer : IAsyncLifetime
                 continue;
             }
 
-            var config = new ConfigurationOptions { EndPoints = { { IPAddress.Loopback, Port } }, AbortOnConnectFail = true, AllowAdmin = true };
+            var config = new ConfigurationOptions { EndPoints = { { IPAddress.Loopback, Port } }, AbortOnConnectFail = true, AllowAdmin = true, Password = _password };
             _connection = await ConnectionMultiplexer.ConnectAsync(config);
             return;
         }
@@ -92,6 +104,12 @@ public sealed class RedisServer : IAsyncLifetime
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (_password is not null)
+        {
+            start.ArgumentList.Add("--requirepass");
+            start.ArgumentList.Add(_password);
+        }
+
         Process process;
         try
         {

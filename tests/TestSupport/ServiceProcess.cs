@@ -58,6 +58,53 @@ public sealed partial class ServiceProcess : IAsyncDisposable
     public static async Task<ServiceProcess> StartAsync(string project, string name, IReadOnlyDictionary<string, string?> settings,
         CancellationToken cancellationToken)
     {
+        var process = Process.Start(StartInfo(project, settings)) ?? throw new InvalidOperationException($"{project} did not start.");
+        var service = new ServiceProcess(name, process);
+        try
+        {
+            var exited = process.WaitForExitAsync(cancellationToken);
+            var first = await Task.WhenAny(service._listening.Task, exited).WaitAsync(StartTimeout, cancellationToken);
+            if (first != service._listening.Task)
+            {
+                throw new InvalidOperationException($"{name} exited with {process.ExitCode} before listening:\n{service.Output}");
+            }
+
+            service.Address = await service._listening.Task;
+            return service;
+        }
+        catch
+        {
+            await service.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Starts <paramref name="project"/> as <see cref="StartAsync"/> does and waits up to <paramref name="timeout"/>
+    /// for it to exit by itself, for a service expected to refuse to run; returns its exit code and everything it printed.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunUntilExitAsync(string project, IReadOnlyDictionary<string, string?> settings,
+        TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var process = Process.Start(StartInfo(project, settings)) ?? throw new InvalidOperationException($"{project} did not start.");
+        await using var service = new ServiceProcess(project, process);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken).WaitAsync(timeout, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            await service.KillAsync();
+            await Task.WhenAll(service._drainOut, service._drainErr);
+            throw new TimeoutException($"{project} still ran {timeout} after it started:\n{service.Output}");
+        }
+
+        await Task.WhenAll(service._drainOut, service._drainErr);
+        return (process.ExitCode, service.Output);
+    }
+
+    private static ProcessStartInfo StartInfo(string project, IReadOnlyDictionary<string, string?> settings)
+    {
         var directory = BuildOutput(project);
         var start = new ProcessStartInfo("dotnet")
         {
@@ -80,25 +127,8 @@ public sealed partial class ServiceProcess : IAsyncDisposable
             start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         }
 
-        var process = Process.Start(start) ?? throw new InvalidOperationException($"{project} did not start.");
-        var service = new ServiceProcess(name, process);
-        try
-        {
-            var exited = process.WaitForExitAsync(cancellationToken);
-            var first = await Task.WhenAny(service._listening.Task, exited).WaitAsync(StartTimeout, cancellationToken);
-            if (first != service._listening.Task)
-            {
-                throw new InvalidOperationException($"{name} exited with {process.ExitCode} before listening:\n{service.Output}");
-            }
+        return start;
 
-            service.Address = await service._listening.Task;
-            return service;
-        }
-        catch
-        {
-            await service.DisposeAsync();
-            throw;
-        }
     }
 
     /// <summary>SIGKILL: the process gets no chance to clean up, as when a machine or container dies.</summary>

@@ -172,6 +172,44 @@ public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<A
     }
 
     [Fact]
+    public async Task RedisRefusesAClientWithoutThePasswordWhichIsInNoResourcesArgumentsOrLog()
+    {
+        var connectionString = await fixture.App.GetConnectionStringAsync("redis", Ct);
+        var password = connectionString?.Split(",password=") is [_, var value] ? value : null;
+        var port = Resource("redis").GetEndpoint("tcp").Port;
+
+        Assert.False(string.IsNullOrEmpty(password), "the services' connection string carries no password");
+        Assert.StartsWith("-NOAUTH", await UnauthenticatedPingAsync(port));
+        // The dashboard shows each resource's arguments: redis-server's carry no password.
+        Assert.True(fixture.App.ResourceNotifications.TryGetCurrentState("redis", out var state));
+        var args = state.Snapshot.Properties.Where(p => p.Name.Contains("args", StringComparison.OrdinalIgnoreCase)).ToList();
+        Assert.NotEmpty(args);
+        Assert.DoesNotContain(args, p => System.Text.Json.JsonSerializer.Serialize(p.Value).Contains(password, StringComparison.Ordinal));
+        var logs = fixture.App.Services.GetRequiredService<ResourceLoggerService>();
+        var lines = 0;
+        foreach (var name in new[] { "redis", "streamapi", "streamapi-1", "worker", "gateway" })
+        {
+            await foreach (var batch in logs.GetAllAsync(Resource(name)).WithCancellation(Ct))
+            {
+                lines += batch.Count;
+                Assert.DoesNotContain(batch, line => line.Content.Contains(password, StringComparison.Ordinal));
+            }
+        }
+
+        Assert.True(lines > 0, "no log lines to check");
+    }
+
+    private static async Task<string> UnauthenticatedPingAsync(int port)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, port, Ct);
+        var stream = client.GetStream();
+        await stream.WriteAsync("PING\r\n"u8.ToArray(), Ct);
+        using var reader = new StreamReader(stream);
+        return await reader.ReadLineAsync(Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct) ?? "";
+    }
+
+    [Fact]
     public async Task BadInputGetsAProblemThroughTheAppHostGateway()
     {
         using var client = fixture.App.CreateHttpClient("gateway");
