@@ -73,7 +73,12 @@ sample() {
   local redis_port=""
   [ -n "$redis_pid" ] && redis_port=$(tr '\0' ' ' <"/proc/$redis_pid/cmdline" | grep -oE -- '--port [0-9]+' | grep -oE '[0-9]+' | head -n1)
   if [ -n "$redis_port" ]; then
-    printf '%s\tredis used_memory\t-\t%s\t-\n' "$label" "$(redis-cli -p "$redis_port" info memory 2>/dev/null | awk -F: '/^used_memory:/ {printf "%d", $2/1024}')"
+    # The AppHost keeps Redis's password in a config file in Redis's working folder, off its command line.
+    local conf password=""
+    conf="$(readlink "/proc/$redis_pid/cwd")/vixaspire-redis.conf"
+    [ -r "$conf" ] && password=$(awk '$1 == "requirepass" {gsub(/"/, "", $2); print $2}' "$conf")
+    printf '%s\tredis used_memory\t-\t%s\t-\n' "$label" \
+      "$(REDISCLI_AUTH="$password" redis-cli -p "$redis_port" info memory 2>/dev/null | awk -F: '/^used_memory:/ {printf "%d", $2/1024}')"
   fi
 }
 
