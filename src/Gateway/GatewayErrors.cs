@@ -1,4 +1,4 @@
-using System.Text.Json.Serialization;
+using VixAspire.Contracts;
 
 namespace VixAspire.Gateway;
 
@@ -15,7 +15,7 @@ internal static class GatewayErrors
         if (IsOpenAi(context.Request))
         {
             var body = new OpenAiError(new OpenAiErrorBody(error.Detail, error.OpenAiType, null, error.Code));
-            return TypedResults.Json(body, GatewayJsonContext.Default.OpenAiError, statusCode: error.Status).ExecuteAsync(context);
+            return TypedResults.Json(body, OpenAiErrorJsonContext.Default.OpenAiError, statusCode: error.Status).ExecuteAsync(context);
         }
 
         return TypedResults.Problem(detail: error.Detail, statusCode: error.Status, title: error.Title).ExecuteAsync(context);
@@ -37,15 +37,3 @@ internal sealed record GatewayError(int Status, string Title, string Detail, str
     public static GatewayError TooLarge(long limit) => new(StatusCodes.Status413PayloadTooLarge, "Request body too large",
         $"The body must be at most {limit} bytes.", "invalid_request_error", "request_too_large");
 }
-
-/// <summary>OpenAI's error object: <c>{"error":{"message","type","param","code"}}</c>.</summary>
-internal sealed record OpenAiError([property: JsonPropertyName("error")] OpenAiErrorBody Body);
-
-internal sealed record OpenAiErrorBody(
-    [property: JsonPropertyName("message")] string Message,
-    [property: JsonPropertyName("type")] string Type,
-    [property: JsonPropertyName("param")] string? Param,
-    [property: JsonPropertyName("code")] string? Code);
-
-[JsonSerializable(typeof(OpenAiError))]
-internal sealed partial class GatewayJsonContext : JsonSerializerContext;

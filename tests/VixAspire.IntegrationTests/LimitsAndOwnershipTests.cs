@@ -201,21 +201,7 @@ public sealed class LimitsAndOwnershipTests(LimitsAndOwnershipTests.Fixture fixt
     private static async Task SendAsync(ClientWebSocket socket, object message) =>
         await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(message), WebSocketMessageType.Text, endOfMessage: true, Ct).WaitAsync(Bound, Ct);
 
-    private static async Task<JsonElement> ReceiveAsync(ClientWebSocket socket)
-    {
-        var message = new MemoryStream();
-        var buffer = new byte[4096];
-        ValueWebSocketReceiveResult result;
-        do
-        {
-            result = await socket.ReceiveAsync(buffer.AsMemory(), Ct).AsTask().WaitAsync(Bound, Ct);
-            Assert.Equal(WebSocketMessageType.Text, result.MessageType);
-            message.Write(buffer, 0, result.Count);
-        }
-        while (!result.EndOfMessage);
-
-        return JsonDocument.Parse(Encoding.UTF8.GetString(message.ToArray())).RootElement.Clone();
-    }
+    private static Task<JsonElement> ReceiveAsync(ClientWebSocket socket) => socket.ReceiveJsonAsync(Bound, Ct);
 
     private static string? Type(JsonElement message) => message.GetProperty("type").GetString();
 }

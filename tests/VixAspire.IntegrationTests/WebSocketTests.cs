@@ -399,21 +399,7 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture, WebSocketTest
         public async Task SendTextAsync(string text) =>
             await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, Ct).WaitAsync(Bound, Ct);
 
-        public async Task<JsonElement> ReceiveAsync()
-        {
-            var message = new MemoryStream();
-            var buffer = new byte[4096];
-            ValueWebSocketReceiveResult result;
-            do
-            {
-                result = await socket.ReceiveAsync(buffer.AsMemory(), Ct).AsTask().WaitAsync(Bound, Ct);
-                Assert.Equal(WebSocketMessageType.Text, result.MessageType);
-                message.Write(buffer, 0, result.Count);
-            }
-            while (!result.EndOfMessage);
-
-            return JsonDocument.Parse(message.ToArray()).RootElement.Clone();
-        }
+        public Task<JsonElement> ReceiveAsync() => socket.ReceiveJsonAsync(Bound, Ct);
 
         /// <summary>Reads until <paramref name="done"/> holds for everything read since the last call; returns that.</summary>
         public async Task<List<JsonElement>> ReadUntilAsync(Func<List<JsonElement>, bool> done)
