@@ -28,6 +28,7 @@ public static class StreamApiServiceExtensions
         builder.Services.AddSingleton<StreamApiTelemetry>();
         builder.Services.AddSingleton<RequestQueue>();
         builder.Services.AddRedisRetry();
+        builder.Services.AddSingleton<StreamReads>();
         builder.Services.AddSingleton<TokenStreamTailer>();
         builder.Services.AddSingleton<StreamControl>();
         builder.Services.AddSingleton<StreamStarter>();

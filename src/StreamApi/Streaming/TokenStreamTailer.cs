@@ -11,7 +11,8 @@ namespace VixAspire.StreamApi.Streaming;
 
 /// <summary>
 /// Follows one token stream: reads what is there, then sleeps until the stream's wake channel fires,
-/// and reads again from the last id it returned. An idle stream costs no Redis command but one at each
+/// and reads again from the last id it returned, together with every other stream woken meanwhile
+/// (<see cref="StreamReads"/>). An idle stream costs no Redis command but one at each
 /// heartbeat, which renews the client's attach lease and checks that the stream still exists; a flowing one
 /// renews its lease once per heartbeat interval. Reads are idempotent, so a Redis blip is retried rather than
 /// ending the client's stream, and every follower re-reads when a connection is restored, since wake-ups
@@ -19,19 +20,18 @@ namespace VixAspire.StreamApi.Streaming;
 /// </summary>
 internal sealed class TokenStreamTailer
 {
-    /// <summary>Entries read per round trip: bounds the memory one client holds however far behind it is.</summary>
-    internal const int ReadBatchSize = 256;
-
     private readonly IConnectionMultiplexer _redis;
+    private readonly StreamReads _reads;
     private readonly StreamControl _control;
     private readonly ResiliencePipeline _retry;
     private readonly IOptionsMonitor<StreamingOptions> _options;
     private readonly ConcurrentDictionary<WakeSignal, byte> _following = new();
 
-    public TokenStreamTailer(IConnectionMultiplexer redis, StreamControl control, ResiliencePipelineProvider<string> pipelines,
+    public TokenStreamTailer(IConnectionMultiplexer redis, StreamReads reads, StreamControl control, ResiliencePipelineProvider<string> pipelines,
         IOptionsMonitor<StreamingOptions> options)
     {
         _redis = redis;
+        _reads = reads;
         _control = control;
         _retry = pipelines.GetPipeline(RedisFaults.RetryPipeline);
         _options = options;
@@ -68,7 +68,7 @@ internal sealed class TokenStreamTailer
                 // The handler is registered all the same: the multiplexer subscribes it again when the connection is
                 // back, and wakes this tail then.
             }
-            RedisValue minId = afterId is null ? "-" : "(" + afterId;
+            RedisValue after = afterId;
             var first = true;
             var renewed = Stopwatch.GetTimestamp();
             while (true)
@@ -81,8 +81,8 @@ internal sealed class TokenStreamTailer
                     renewed = Stopwatch.GetTimestamp();
                 }
 
-                var entries = await _retry.ExecuteAsync(static async (s, ct) => await s.db.StreamRangeAsync(s.key, s.minId, "+", ReadBatchSize).WaitAsync(ct),
-                    (db, key, minId), cancellationToken);
+                var entries = await _retry.ExecuteAsync(static async (s, ct) => await s.reads.ReadAsync(s.key, s.after, ct),
+                    (reads: _reads, key, after), cancellationToken);
                 if (entries.Length > 0)
                 {
                     first = false;
@@ -94,7 +94,7 @@ internal sealed class TokenStreamTailer
                     }
 
                     yield return entries;
-                    minId = "(" + entries[^1].Id;
+                    after = entries[^1].Id;
                     continue;
                 }
 
