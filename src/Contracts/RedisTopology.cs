@@ -3,20 +3,19 @@ using StackExchange.Redis;
 
 namespace VixAspire.Contracts;
 
-/// <summary>Whether Redis is one server (with or without replicas) or a Redis Cluster.</summary>
-public enum RedisMode
-{
-    Standalone,
-    Cluster,
-}
-
 /// <summary>The <c>Redis</c> section, read by the API and the worker alike: both must see the same values.</summary>
 public sealed class RedisTopologyOptions
 {
     public const string SectionName = "Redis";
 
-    /// <summary>Unset: cluster when the connection string lists several nodes, else standalone.</summary>
-    public RedisMode? Mode { get; set; }
+    public const string Standalone = "standalone";
+    public const string Cluster = "cluster";
+
+    /// <summary>
+    /// <c>standalone</c> or <c>cluster</c>; anything else (unset, or the AppHost's own <c>auto</c>, <c>container</c>,
+    /// <c>process</c> in an inherited environment): cluster when the connection string lists several nodes.
+    /// </summary>
+    public string? Mode { get; set; }
 
     /// <summary>Queue streams, each with its own hash tag; unset: 1 standalone, <see cref="RedisTopology.DefaultClusterPartitions"/> in a cluster.</summary>
     [Range(1, RedisTopology.MaxPartitions)]
@@ -37,18 +36,12 @@ public sealed class RedisTopology
 
     public RedisTopology(RedisTopologyOptions options, string? connectionString)
     {
-        IsCluster = options.Mode switch
-        {
-            RedisMode.Cluster => true,
-            RedisMode.Standalone => false,
-            _ => connectionString is not null && ConfigurationOptions.Parse(connectionString).EndPoints.Count > 1,
-        };
+        IsCluster = Is(options.Mode, RedisTopologyOptions.Cluster)
+            || (!Is(options.Mode, RedisTopologyOptions.Standalone) && connectionString is not null
+                && ConfigurationOptions.Parse(connectionString).EndPoints.Count > 1);
         var partitions = options.QueuePartitions ?? (IsCluster ? DefaultClusterPartitions : 1);
         Queues = partitions == 1 ? [RedisKeys.Requests] : [.. Enumerable.Range(0, partitions).Select(RedisKeys.RequestPartition)];
     }
-
-    /// <summary>A single standalone queue, as with no <c>Redis</c> settings and a one-node connection string.</summary>
-    public static RedisTopology Standalone { get; } = new(new RedisTopologyOptions(), null);
 
     public bool IsCluster { get; }
 
@@ -57,4 +50,6 @@ public sealed class RedisTopology
 
     /// <summary>A queue stream for a new request, at random so that intake spreads evenly: workers read every one.</summary>
     public RedisKey PickQueue() => Queues.Count == 1 ? Queues[0] : Queues[Random.Shared.Next(Queues.Count)];
+
+    private static bool Is(string? mode, string value) => string.Equals(mode, value, StringComparison.OrdinalIgnoreCase);
 }

@@ -25,10 +25,14 @@ public sealed class RedisClusterTests : IAsyncLifetime
         _stack = await ServiceProcesses.StartAsync(_cluster.ConnectionString, new Dictionary<string, string?>
         {
             ["Redis:Mode"] = "cluster",
-            // A wake-up lost while a shard fails over costs at most a heartbeat.
-            ["Streaming:HeartbeatInterval"] = "00:00:01",
-            ["Worker:ClaimIdleTime"] = "00:00:02",
-            ["Worker:ClaimInterval"] = "00:00:00.500",
+            // A wake-up lost while a shard fails over costs at most a heartbeat. Attach leases last 2.5 heartbeats and
+            // cannot be renewed during the failover: with the disconnect grace they must outlast it, or a followed
+            // stream is taken for abandoned and cancelled.
+            ["Streaming:HeartbeatInterval"] = "00:00:05",
+            // Longer than a failover (node timeout, election, clients finding the new primary), during which no worker
+            // can renew its claims: shorter, and live runs would be taken for orphans.
+            ["Worker:ClaimIdleTime"] = "00:00:15",
+            ["Worker:ClaimInterval"] = "00:00:01",
             ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
         }, apis: 2, Ct);
     }
@@ -61,7 +65,7 @@ public sealed class RedisClusterTests : IAsyncLifetime
         // The token streams, and the queue partitions that took the requests, live on every primary.
         var ids = results.Select(r => r[0].Payload.GetProperty("id").GetString()!).ToList();
         var streamPrimaries = await _cluster.PrimariesOfAsync(ids.Select(RedisKeys.Tokens));
-        var partitions = new RedisTopology(new RedisTopologyOptions { Mode = RedisMode.Cluster }, null).Queues;
+        var partitions = new RedisTopology(new RedisTopologyOptions { Mode = RedisTopologyOptions.Cluster }, null).Queues;
         var used = new List<RedisKey>();
         foreach (var partition in partitions)
         {
@@ -97,13 +101,13 @@ public sealed class RedisClusterTests : IAsyncLifetime
         var results = await AwaitAllAsync(streams);
 
         var completed = 0;
-        var failed = 0;
+        var failed = new List<string>();
         Assert.All(results, events =>
         {
             Assert.Null(events.Malformation());
-            if (events.Any(e => e.EventType == "error"))
+            if (events.FirstOrDefault(e => e.EventType == "error") is { } error)
             {
-                failed++;
+                failed.Add(error.Payload.GetProperty("code").GetString()!);
                 Assert.Equal(EndReasons.Error, events.EndReason());
             }
             else
@@ -121,7 +125,7 @@ public sealed class RedisClusterTests : IAsyncLifetime
         Assert.Equal(EndReasons.Length, afterEvents.EndReason());
         Assert.NotEqual(killed, await _cluster.PrimaryOfAsync(victimKey));
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"Killed primary {killed}: of {Streams} running streams, {completed} completed, {failed} ended with an error; a new stream completed after the failover.");
+            $"Killed primary {killed}: of {Streams} running streams, {completed} completed, {failed.Count} ended with an error ({string.Join(", ", failed.CountBy(c => c).Select(c => $"{c.Value} {c.Key}"))}); a new stream completed after the failover.");
     }
 
     private async Task StartWorkersAsync(string tokenDelay)
