@@ -8,8 +8,14 @@ namespace VixAspire.Contracts;
 /// </summary>
 public static class RedisKeys
 {
-    /// <summary>The request queue: a stream read by the <see cref="WorkersGroup"/> consumer group.</summary>
+    /// <summary>The request queue: a stream read by the <see cref="WorkersGroup"/> consumer group, when it has one partition.</summary>
     public static readonly RedisKey Requests = "vix:requests";
+
+    /// <summary>
+    /// Partition <paramref name="index"/> of a queue with several (see <see cref="RedisTopology"/>): its own hash tag
+    /// (<c>{q0}</c>, <c>{q1}</c>, ...) puts each partition on its own cluster slot.
+    /// </summary>
+    public static RedisKey RequestPartition(int index) => $"vix:{{q{index}}}:requests";
 
     public const string WorkersGroup = "workers";
 
@@ -19,8 +25,12 @@ public static class RedisKeys
     /// <summary>The token stream of one request: start, tokens, error, end.</summary>
     public static RedisKey Tokens(string id) => $"vix:{{{id}}}:tokens";
 
-    /// <summary>Published after every appended batch; the message is empty, the channel names the stream.</summary>
-    public static RedisChannel Wake(string id) => RedisChannel.Literal($"vix:{{{id}}}:wake");
+    /// <summary>
+    /// Published (<c>SPUBLISH</c>) after every appended batch; the message is empty, the channel names the stream. A
+    /// sharded channel: in a cluster it stays on the shard of the stream's own keys (same hash tag) instead of being
+    /// broadcast to every node; Redis 7 serves it on a standalone server just the same.
+    /// </summary>
+    public static RedisChannel Wake(string id) => RedisChannel.Sharded($"vix:{{{id}}}:wake");
 
     /// <summary>Set when a request is cancelled, so a worker that picks it up later still sees it.</summary>
     public static RedisKey Cancelled(string id) => $"vix:{{{id}}}:cancelled";

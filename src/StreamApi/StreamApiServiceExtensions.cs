@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Inference;
 using VixAspire.StreamApi.OpenAi;
@@ -23,6 +24,12 @@ public static class StreamApiServiceExtensions
             .BindConfiguration(ModelCatalogOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        builder.Services.AddOptions<RedisTopologyOptions>()
+            .BindConfiguration(RedisTopologyOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddSingleton(sp => new RedisTopology(
+            sp.GetRequiredService<IOptions<RedisTopologyOptions>>().Value, builder.Configuration.GetConnectionString("redis")));
 
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton<StreamApiTelemetry>();

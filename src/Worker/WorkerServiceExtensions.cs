@@ -19,6 +19,9 @@ public static class WorkerServiceExtensions
         AddValidatedOptions<WorkerOptions>(builder.Services, WorkerOptions.SectionName);
         AddValidatedOptions<SyntheticProviderOptions>(builder.Services, SyntheticProviderOptions.SectionName);
         AddValidatedOptions<ProviderResilienceOptions>(builder.Services, ProviderResilienceOptions.SectionName);
+        AddValidatedOptions<RedisTopologyOptions>(builder.Services, RedisTopologyOptions.SectionName);
+        builder.Services.AddSingleton(sp => new RedisTopology(
+            sp.GetRequiredService<IOptions<RedisTopologyOptions>>().Value, builder.Configuration.GetConnectionString("redis")));
 
         builder.Services.TryAddSingletonTimeProvider();
         AddSynthetic(builder.Services, ProviderNames.Synthetic, SyntheticBehavior.Normal);

@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using StackExchange.Redis;
 using Xunit;
 
@@ -13,9 +11,8 @@ namespace VixAspire.TestSupport;
 public sealed class RedisServer : IAsyncLifetime
 {
     private readonly string? _password;
-    private Process? _process;
+    private RedisProcess? _process;
     private ConnectionMultiplexer? _connection;
-    private Task? _drain;
 
     public int Port { get; private set; }
 
@@ -40,7 +37,7 @@ public sealed class RedisServer : IAsyncLifetime
     {
         for (var attempt = 0; ; attempt++)
         {
-            Port = FreePort();
+            Port = RedisProcess.FreePort();
             try
             {
                 await LaunchAsync();
@@ -60,19 +57,11 @@ public sealed class RedisServer : IAsyncLifetime
     /// <summary>Kills the server (SIGKILL): from now until <see cref="StartAgainAsync"/>, Redis is unreachable.</summary>
     public async Task KillAsync()
     {
-        if (_process is { HasExited: false })
+        if (_process is not null)
         {
-            _process.Kill();
-            await _process.WaitForExitAsync();
+            await _process.DisposeAsync();
+            _process = null;
         }
-
-        if (_drain is not null)
-        {
-            await _drain;
-        }
-
-        _process?.Dispose();
-        _process = null;
     }
 
     /// <summary>Starts a new, empty server on the same port, as a Redis restart without persistence leaves it.</summary>
@@ -95,49 +84,13 @@ public sealed class RedisServer : IAsyncLifetime
 
     private async Task LaunchAsync()
     {
-        var executable = Environment.GetEnvironmentVariable("REDIS_SERVER") ?? "redis-server";
-        var workingDirectory = Directory.CreateTempSubdirectory("vix-test-redis-").FullName;
-        var start = new ProcessStartInfo(executable)
-        {
-            ArgumentList = { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workingDirectory, "--notify-keyspace-events", "Kgtx" },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+        List<string> arguments = ["--notify-keyspace-events", "Kgtx"];
         if (_password is not null)
         {
-            start.ArgumentList.Add("--requirepass");
-            start.ArgumentList.Add(_password);
+            arguments.AddRange(["--requirepass", _password]);
         }
 
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start.");
-        }
-        catch (System.ComponentModel.Win32Exception ex)
-        {
-            throw new InvalidOperationException("redis-server is not installed: run 'apt-get install -y redis-server' (or set REDIS_SERVER).", ex);
-        }
-
-        try
-        {
-            await WaitUntilReadyAsync(process).WaitAsync(TimeSpan.FromSeconds(10));
-        }
-        catch
-        {
-            if (!process.HasExited)
-            {
-                process.Kill();
-            }
-
-            process.Dispose();
-            throw;
-        }
-
-        _process = process;
-        // Keep draining redis-server's log so it never blocks on a full pipe.
-        _drain = process.StandardOutput.ReadToEndAsync();
+        _process = await RedisProcess.StartAsync(Port, arguments);
     }
 
     public async ValueTask DisposeAsync()
@@ -148,26 +101,5 @@ public sealed class RedisServer : IAsyncLifetime
         }
 
         await KillAsync();
-    }
-
-    /// <summary>Reads the server's log until it says it accepts connections (or it exits, failing to bind).</summary>
-    private static async Task WaitUntilReadyAsync(Process process)
-    {
-        while (await process.StandardOutput.ReadLineAsync() is { } line)
-        {
-            if (line.Contains("Ready to accept connections", StringComparison.Ordinal))
-            {
-                return;
-            }
-        }
-
-        throw new InvalidOperationException("redis-server exited before it was ready (port taken?).");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

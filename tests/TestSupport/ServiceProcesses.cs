@@ -1,21 +1,16 @@
 namespace VixAspire.TestSupport;
 
 /// <summary>
-/// The production topology as plain processes: a real redis-server, StreamApi and Worker replicas, and the
-/// gateway balancing over the API replicas. Any of them can be SIGKILLed or SIGTERMed by a test.
+/// The production topology as plain processes: a real redis-server (or Redis Cluster), StreamApi and Worker replicas,
+/// and the gateway balancing over the API replicas. Any of them can be SIGKILLed or SIGTERMed by a test.
 /// </summary>
 public sealed class ServiceProcesses : IAsyncDisposable
 {
     private readonly Dictionary<string, string?> _common;
     private readonly List<ServiceProcess> _all = [];
 
-    private ServiceProcesses(RedisServer redis, IReadOnlyDictionary<string, string?> settings)
-    {
-        Redis = redis;
-        _common = new Dictionary<string, string?>(settings) { ["ConnectionStrings:redis"] = redis.ConnectionString };
-    }
-
-    public RedisServer Redis { get; }
+    private ServiceProcesses(string redisConnectionString, IReadOnlyDictionary<string, string?> settings) =>
+        _common = new Dictionary<string, string?>(settings) { ["ConnectionStrings:redis"] = redisConnectionString };
 
     public List<ServiceProcess> Apis { get; } = [];
 
@@ -24,10 +19,15 @@ public sealed class ServiceProcesses : IAsyncDisposable
     public ServiceProcess Gateway { get; private set; } = null!;
 
     /// <summary>Starts <paramref name="apis"/> API replicas and the gateway in front of them; workers are started by the test.</summary>
-    public static async Task<ServiceProcesses> StartAsync(RedisServer redis, IReadOnlyDictionary<string, string?> settings, int apis,
+    public static Task<ServiceProcesses> StartAsync(RedisServer redis, IReadOnlyDictionary<string, string?> settings, int apis,
+        CancellationToken cancellationToken) =>
+        StartAsync(redis.ConnectionString, settings, apis, cancellationToken);
+
+    /// <summary>Starts <paramref name="apis"/> API replicas and the gateway, all on the Redis of <paramref name="redisConnectionString"/>.</summary>
+    public static async Task<ServiceProcesses> StartAsync(string redisConnectionString, IReadOnlyDictionary<string, string?> settings, int apis,
         CancellationToken cancellationToken)
     {
-        var stack = new ServiceProcesses(redis, settings);
+        var stack = new ServiceProcesses(redisConnectionString, settings);
         try
         {
             for (var i = 0; i < apis; i++)

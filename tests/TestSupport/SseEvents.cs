@@ -64,4 +64,30 @@ public static class SseEvents
 
     public static string? EndReason(this IEnumerable<ServerEvent> events) =>
         events.LastOrDefault(e => e.EventType == "end")?.Payload.GetProperty("reason").GetString();
+
+    /// <summary>
+    /// Why <paramref name="events"/> is not a well-formed stream (start first, end last and once, token indices
+    /// contiguous from 0, an error only right before the end), or null when it is.
+    /// </summary>
+    public static string? Malformation(this IReadOnlyList<ServerEvent> events)
+    {
+        if (events.Count == 0 || events[0].EventType != "start")
+        {
+            return "no start first";
+        }
+
+        if (events[^1].EventType != "end" || events.Count(e => e.EventType == "end") != 1)
+        {
+            return $"not one end, last: {events[^1].EventType}";
+        }
+
+        var indices = events.Where(e => e.EventType == "token").Select(e => e.Payload.GetProperty("index").GetInt32()).ToList();
+        if (!indices.SequenceEqual(Enumerable.Range(0, indices.Count)))
+        {
+            return $"token indices not contiguous from 0: {string.Join(",", indices)}";
+        }
+
+        var error = events.ToList().FindIndex(e => e.EventType == "error");
+        return error >= 0 && error != events.Count - 2 ? $"an error at {error} of {events.Count} events, not right before the end" : null;
+    }
 }

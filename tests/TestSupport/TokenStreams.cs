@@ -7,13 +7,13 @@ namespace VixAspire.TestSupport;
 /// <summary>Plays the API's part against Redis directly, for tests of the worker alone.</summary>
 public static class TokenStreams
 {
-    /// <summary>Creates the token stream with its start entry and queues the request, as the API does.</summary>
-    public static async Task<string> EnqueueAsync(IDatabase db, InferenceRequest request, string? id = null)
+    /// <summary>Creates the token stream with its start entry and queues the request (on <paramref name="queue"/>, else the single queue), as the API does.</summary>
+    public static async Task<string> EnqueueAsync(IDatabase db, InferenceRequest request, string? id = null, RedisKey? queue = null)
     {
         id ??= Guid.CreateVersion7().ToString("N");
         await db.StreamAddAsync(RedisKeys.Tokens(id), [new(StreamFields.Event, EventNames.Start), new(StreamFields.Data, Envelopes.Start(id, request.Model))]);
         await db.KeyExpireAsync(RedisKeys.Tokens(id), TimeSpan.FromMinutes(15));
-        await db.StreamAddAsync(RedisKeys.Requests, [new(StreamFields.RequestId, id), new(StreamFields.RequestBody, request.ToUtf8Json())]);
+        await db.StreamAddAsync(queue ?? RedisKeys.Requests, [new(StreamFields.RequestId, id), new(StreamFields.RequestBody, request.ToUtf8Json())]);
         return id;
     }
 

@@ -106,59 +106,11 @@ public sealed class WorkerKillTests : IAsyncLifetime
             "the queue to be settled");
     }
 
-    /// <summary>start first, end last and once, token indices contiguous from 0, an error only right before the end.</summary>
-    private static void AssertWellFormed(List<ServerEvent> events)
-    {
-        Assert.Equal("start", events[0].EventType);
-        Assert.Equal("end", events[^1].EventType);
-        Assert.Single(events, e => e.EventType == "end");
-        var indices = events.Where(e => e.EventType == "token").Select(e => e.Payload.GetProperty("index").GetInt32()).ToList();
-        Assert.Equal(Enumerable.Range(0, indices.Count), indices);
-        if (events.FindIndex(e => e.EventType == "error") is var error and >= 0)
-        {
-            Assert.Equal(events.Count - 2, error);
-        }
-    }
-
-    private sealed record FollowedStream(Task<string> Id, Task FirstToken, Task<List<ServerEvent>> Events);
+    private static void AssertWellFormed(List<ServerEvent> events) => Assert.Null(events.Malformation());
 
     /// <summary>Posts a request through the gateway and reads its stream to the end, as a client would.</summary>
-    private static FollowedStream FollowAsync(HttpClient client, string prompt)
-    {
-        var id = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var firstToken = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        return new FollowedStream(id.Task, firstToken.Task, ReadAsync());
-
-        async Task<List<ServerEvent>> ReadAsync()
-        {
-            var events = new List<ServerEvent>();
-            try
-            {
-                using var response = await client.SendStreamingAsync(
-                    SseEvents.StreamRequest(new { prompt, max_tokens = TokensPerStream }), Ct);
-                response.EnsureSuccessStatusCode();
-                await foreach (var e in response.ReadEventsAsync(Ct))
-                {
-                    events.Add(e);
-                    if (e.EventType == "start")
-                    {
-                        id.TrySetResult(e.Payload.GetProperty("id").GetString()!);
-                    }
-                    else if (e.EventType == "token")
-                    {
-                        firstToken.TrySetResult();
-                    }
-                }
-
-                return events;
-            }
-            finally
-            {
-                id.TrySetException(new InvalidOperationException($"'{prompt}' got no start: {events.Count} events."));
-                firstToken.TrySetException(new InvalidOperationException($"'{prompt}' got no token: {events.Count} events."));
-            }
-        }
-    }
+    private static StreamFollowing FollowAsync(HttpClient client, string prompt) =>
+        StreamFollowing.Start(client, new { prompt, max_tokens = TokensPerStream }, Ct);
 
     private async Task<long> PendingAsync() =>
         (await _redis.Database.StreamPendingAsync(RedisKeys.Requests, RedisKeys.WorkersGroup)).PendingMessageCount;

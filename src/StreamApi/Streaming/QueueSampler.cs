@@ -3,8 +3,8 @@ using VixAspire.Contracts;
 
 namespace VixAspire.StreamApi.Streaming;
 
-/// <summary>Samples the queue's depth and pending count every few seconds for the <c>vix.queue.*</c> gauges.</summary>
-internal sealed class QueueSampler(IConnectionMultiplexer redis, StreamApiTelemetry telemetry, ILogger<QueueSampler> logger) : BackgroundService
+/// <summary>Samples the queue's depth and pending count, summed over its partitions, every few seconds for the <c>vix.queue.*</c> gauges.</summary>
+internal sealed class QueueSampler(IConnectionMultiplexer redis, RedisTopology topology, StreamApiTelemetry telemetry, ILogger<QueueSampler> logger) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
 
@@ -18,9 +18,10 @@ internal sealed class QueueSampler(IConnectionMultiplexer redis, StreamApiTeleme
                 try
                 {
                     var db = redis.GetDatabase();
-                    var depth = db.StreamLengthAsync(RedisKeys.Requests);
-                    var pending = db.StreamPendingAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
-                    telemetry.QueueSample = (await depth.WaitAsync(stoppingToken), (await pending.WaitAsync(stoppingToken)).PendingMessageCount);
+                    var depths = Task.WhenAll(topology.Queues.Select(q => db.StreamLengthAsync(q)));
+                    var pending = Task.WhenAll(topology.Queues.Select(q => db.StreamPendingAsync(q, RedisKeys.WorkersGroup)));
+                    telemetry.QueueSample = ((await depths.WaitAsync(stoppingToken)).Sum(),
+                        (await pending.WaitAsync(stoppingToken)).Sum(p => (long)p.PendingMessageCount));
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {

@@ -1,6 +1,7 @@
 using Polly;
 using Polly.Retry;
 using StackExchange.Redis;
+using VixAspire.Contracts;
 
 namespace VixAspire.StreamApi.Streaming;
 
@@ -16,8 +17,9 @@ internal static class RedisFaults
     public static readonly RequestFault Unavailable = new(StatusCodes.Status503ServiceUnavailable, "Redis unavailable",
         "The stream store cannot be reached right now; retry shortly.", "redis_unavailable");
 
-    /// <summary>The connection failed or a command timed out: Redis may answer again in a moment.</summary>
-    public static bool IsUnreachable(Exception exception) => exception is RedisConnectionException or RedisTimeoutException;
+    /// <summary>The connection failed, a command timed out, or a cluster is failing over: Redis may answer again in a moment.</summary>
+    public static bool IsUnreachable(Exception exception) =>
+        exception is RedisConnectionException or RedisTimeoutException || RedisFailover.IsTransient(exception);
 
     public static IServiceCollection AddRedisRetry(this IServiceCollection services) =>
         services.AddResiliencePipeline(RetryPipeline, static pipeline => pipeline.AddRetry(new RetryStrategyOptions

@@ -6,7 +6,7 @@ using VixAspire.Contracts;
 namespace VixAspire.StreamApi.Streaming;
 
 /// <summary>Puts requests on the worker queue and signals cancellation, through Redis.</summary>
-internal sealed class RequestQueue(IConnectionMultiplexer redis, IOptionsMonitor<StreamingOptions> options)
+internal sealed class RequestQueue(IConnectionMultiplexer redis, RedisTopology topology, IOptionsMonitor<StreamingOptions> options)
 {
     // KEYS: tokens stream, owner. ARGV: API key ('' for any).
     private const string ExistsScript = """
@@ -17,10 +17,12 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, IOptionsMonitor
     public static string NewId() => Guid.CreateVersion7().ToString("N");
 
     /// <summary>
-    /// Creates the request's token stream with its <c>start</c> entry, then appends the request to the queue,
-    /// pipelined in one round trip. The start entry exists before any worker can see the request, so a client
-    /// can attach as soon as it has the id. Returns false, queueing nothing, when the backlog is at its cap:
-    /// the queue is never trimmed, since its entries are unfinished work. Not cancellable once called: a
+    /// Creates the request's token stream with its <c>start</c> entry, then appends the request to a queue
+    /// partition, pipelined in one round trip on a single server. The start entry exists before any worker can see
+    /// the request, so a client can attach as soon as it has the id; in a cluster the two live on different shards,
+    /// whose connections keep no order between them, so the request is queued only once the start is written.
+    /// Returns false, queueing nothing, when the partition's backlog is at its share of the cap (an even share, since
+    /// requests are spread evenly): the queue is never trimmed, since its entries are unfinished work. Not cancellable once called: a
     /// client that leaves now still gets its generation cancelled through the disconnect grace. The entry names
     /// <paramref name="client"/>, whose slot the worker frees at the end; a client with an API key is recorded as
     /// the stream's owner.
@@ -29,7 +31,8 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, IOptionsMonitor
     {
         var limits = options.CurrentValue;
         var db = redis.GetDatabase();
-        if (await db.StreamLengthAsync(RedisKeys.Requests) >= limits.MaxQueueLength)
+        var queue = topology.PickQueue();
+        if (await db.StreamLengthAsync(queue) >= Math.Max(1, limits.MaxQueueLength / topology.Queues.Count))
         {
             return false;
         }
@@ -59,7 +62,15 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, IOptionsMonitor
             [new(StreamFields.Event, EventNames.Start), new(StreamFields.Data, Envelopes.Start(id, request.Model))]);
         var expire = batch.KeyExpireAsync(tokens, limits.InitialStreamTtl);
         var owner = client.Key is { } key ? batch.StringSetAsync(RedisKeys.Owner(id), key, limits.InitialStreamTtl) : Task.FromResult(true);
-        var enqueue = batch.StreamAddAsync(RedisKeys.Requests, [.. queueFields]);
+        if (topology.IsCluster)
+        {
+            batch.Execute();
+            await Task.WhenAll(start, expire, owner);
+            await db.StreamAddAsync(queue, [.. queueFields]);
+            return true;
+        }
+
+        var enqueue = batch.StreamAddAsync(queue, [.. queueFields]);
         batch.Execute();
         await Task.WhenAll(start, expire, owner, enqueue);
         return true;

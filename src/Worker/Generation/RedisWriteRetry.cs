@@ -1,12 +1,13 @@
 using Polly;
 using Polly.Retry;
 using StackExchange.Redis;
+using VixAspire.Contracts;
 
 namespace VixAspire.Worker.Generation;
 
 /// <summary>
-/// Retries a token-stream write that failed on the connection (dropped, timed out, Redis restarting), for about ten
-/// seconds: the multiplexer reconnects meanwhile. Safe because every write is fenced and numbered, so a retried
+/// Retries a token-stream write that failed on the connection (dropped, timed out, Redis restarting) or met a cluster
+/// failing over, for about ten seconds: the multiplexer reconnects, or a replica takes over, meanwhile. Safe because every write is fenced and numbered, so a retried
 /// batch that had in fact been applied is not applied twice.
 /// </summary>
 internal sealed class RedisWriteRetry(TimeProvider time, ILoggerFactory loggers)
@@ -14,7 +15,7 @@ internal sealed class RedisWriteRetry(TimeProvider time, ILoggerFactory loggers)
     public ResiliencePipeline Pipeline { get; } = new ResiliencePipelineBuilder { TimeProvider = time }
         .AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<RedisConnectionException>().Handle<RedisTimeoutException>(),
+            ShouldHandle = new PredicateBuilder().Handle<RedisConnectionException>().Handle<RedisTimeoutException>().Handle<RedisServerException>(RedisFailover.IsTransient),
             MaxRetryAttempts = 10,
             BackoffType = DelayBackoffType.Exponential,
             UseJitter = true,

@@ -39,9 +39,11 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     // KEYS: token stream, writer hash, clients, cancelled flag, left, owner. ARGV[1] MAXLEN, ARGV[2] expiry in ms (0: leave
     // as is; set with the end entry on every key of the request), ARGV[3] wake channel, ARGV[4] this writer,
     // ARGV[5] batch number, ARGV[6] disconnect grace in ms, then event/data pairs. Returns 0 when the stream is
-    // gone, 3 when another writer owns it or it ended, 2 when the request is cancelled (by a cancel the pub/sub
+    // gone, 3 when another writer owns it or it ended, 4 when batches this writer had applied are missing (a replica
+    // promoted by a failover had not received them yet), 2 when the request is cancelled (by a cancel the pub/sub
     // message missed, or because no client has followed it for the grace), else 1. The end hands the stream to
-    // '~' .. writer, which refuses everyone, yet still tells that writer its retried end was applied.
+    // '~' .. writer, which refuses everyone, yet still tells that writer its retried end was applied. The wake-up is
+    // an SPUBLISH on a channel with the stream's hash tag, so it never leaves the stream's cluster slot.
     private const string AppendScript = AttachLeases.Functions + """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         local owner = redis.call('HGET', KEYS[2], 'o')
@@ -49,6 +51,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
         local batch = tonumber(ARGV[5])
         if owner == '~' .. ARGV[4] and batch <= applied then return 1 end
         if owner ~= ARGV[4] then return 3 end
+        if batch > applied + 1 then return 4 end
         if batch > applied then
           for i = 7, #ARGV, 2 do
             redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i], 'd', ARGV[i + 1])
@@ -58,7 +61,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
             redis.call('HSET', KEYS[2], 'o', '~' .. ARGV[4])
             for k = 1, #KEYS do redis.call('PEXPIRE', KEYS[k], ARGV[2]) end
           end
-          redis.call('PUBLISH', ARGV[3], '')
+          redis.call('SPUBLISH', ARGV[3], '')
         end
         if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
         if ARGV[2] == '0' and vix_abandoned(KEYS[3], KEYS[5], ARGV[6]) then
@@ -219,10 +222,12 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
             RedisValue[] values = [.. args];
             var result = (int)await _retry.ExecuteAsync(
                 async _ => await _db.ScriptEvaluateAsync(AppendScript, _keys, values), CancellationToken.None);
-            if (result is 0 or 3)
+            if (result is 0 or 3 or 4)
             {
                 // Gone, or written by another generation now: stop accepting, so the generation sees IsOpen == false.
-                Fenced = result == 3;
+                // Entries lost with a failover count as fenced: the stream has a gap this writer cannot fill, so the
+                // entry stays pending and whoever claims it ends the stream with worker_lost.
+                Fenced = result is 3 or 4;
                 _pending.Writer.TryComplete();
                 return;
             }

@@ -3,10 +3,13 @@ using VixAspire.Contracts;
 
 namespace VixAspire.Worker.Queue;
 
-/// <summary>Settling request-queue entries: done (acknowledged and deleted) or handed back for another worker.</summary>
+/// <summary>
+/// Settling request-queue entries: done (acknowledged and deleted) or handed back for another worker. Each call names
+/// the queue partition the entry came from and touches no other key, so every call stays on one cluster slot.
+/// </summary>
 internal static class QueueEntries
 {
-    // KEYS[1] queue; ARGV[1] group, ARGV[2] consumer, then entry ids. Resets the idle time of the ids still
+    // KEYS[1] queue partition; ARGV[1] group, ARGV[2] consumer, then entry ids. Resets the idle time of the ids still
     // pending for this consumer only: one that another worker claimed meanwhile (this one looked dead) stays
     // theirs, where a plain XCLAIM would take it back and run it twice.
     private const string RenewScript = """
@@ -24,20 +27,20 @@ internal static class QueueEntries
     private const int MaxRenewBatch = 500;
 
     /// <summary>Resets the idle time of those of <paramref name="entryIds"/> that are still pending for <paramref name="consumer"/>.</summary>
-    public static async Task RenewAsync(IDatabase db, string consumer, RedisValue[] entryIds)
+    public static async Task RenewAsync(IDatabase db, RedisKey queue, string consumer, RedisValue[] entryIds)
     {
         foreach (var batch in entryIds.Chunk(MaxRenewBatch))
         {
-            await db.ScriptEvaluateAsync(RenewScript, [RedisKeys.Requests], [RedisKeys.WorkersGroup, consumer, .. batch]);
+            await db.ScriptEvaluateAsync(RenewScript, [queue], [RedisKeys.WorkersGroup, consumer, .. batch]);
         }
     }
 
     /// <summary>Acknowledges and deletes the entry in one round trip: the queue holds only unfinished work.</summary>
-    public static async Task AcknowledgeAsync(IDatabase db, RedisValue entryId)
+    public static async Task AcknowledgeAsync(IDatabase db, RedisKey queue, RedisValue entryId)
     {
         var batch = db.CreateBatch();
-        var ack = batch.StreamAcknowledgeAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, entryId);
-        var delete = batch.StreamDeleteAsync(RedisKeys.Requests, [entryId]);
+        var ack = batch.StreamAcknowledgeAsync(queue, RedisKeys.WorkersGroup, entryId);
+        var delete = batch.StreamDeleteAsync(queue, [entryId]);
         batch.Execute();
         try
         {
@@ -49,10 +52,10 @@ internal static class QueueEntries
         }
     }
 
-    /// <summary>Puts the request back at the end of the queue as a new entry, then settles the old one.</summary>
-    public static async Task HandBackAsync(IDatabase db, StreamEntry entry)
+    /// <summary>Puts the request back at the end of its queue partition as a new entry, then settles the old one.</summary>
+    public static async Task HandBackAsync(IDatabase db, RedisKey queue, StreamEntry entry)
     {
-        await db.StreamAddAsync(RedisKeys.Requests, entry.Values);
-        await AcknowledgeAsync(db, entry.Id);
+        await db.StreamAddAsync(queue, entry.Values);
+        await AcknowledgeAsync(db, queue, entry.Id);
     }
 }

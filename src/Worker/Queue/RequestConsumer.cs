@@ -13,8 +13,16 @@ namespace VixAspire.Worker.Queue;
 /// <c>XREADGROUP</c> on a connection of its own (a blocking call would stall the shared multiplexer),
 /// keeps its in-flight requests claimed, and takes over requests whose worker stopped answering.
 /// </summary>
+/// <remarks>
+/// A queue of several partitions (<see cref="RedisTopology"/>) gets one reader loop per partition, each with its own
+/// blocking connection: one <c>XREADGROUP</c> may not name streams of different cluster slots, and blocking reads
+/// sharing a connection would wait on each other. Claims, renewals and settlements go to the entry's own partition.
+/// The loops share the worker's slots; with several partitions a loop blocks holding one slot only, so a loop
+/// waiting on an idle partition never keeps free slots from the others.
+/// </remarks>
 internal sealed class RequestConsumer(
     IConnectionMultiplexer redis,
+    RedisTopology topology,
     IConfiguration configuration,
     GenerationRunner runner,
     CancellationRegistry cancellations,
@@ -37,7 +45,7 @@ internal sealed class RequestConsumer(
     private static readonly TimeSpan BlockingReadMargin = TimeSpan.FromSeconds(5);
 
     private readonly string _consumer = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid():N}"[..^(32 - ConsumerSuffixLength)];
-    private readonly ConcurrentDictionary<string, RedisValue> _inFlight = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(RedisKey Queue, string Id), RedisValue> _inFlight = new();
     private readonly List<Task> _running = [];
     private SemaphoreSlim? _slots;
 
@@ -51,7 +59,11 @@ internal sealed class RequestConsumer(
             try
             {
                 await cancellations.SubscribeAsync(stoppingToken);
-                await EnsureGroupAsync(redis.GetDatabase());
+                foreach (var queue in topology.Queues)
+                {
+                    await EnsureGroupAsync(redis.GetDatabase(), queue);
+                }
+
                 break;
             }
             catch (Exception ex) when (ex is RedisConnectionException or TimeoutException && !stoppingToken.IsCancellationRequested)
@@ -66,16 +78,36 @@ internal sealed class RequestConsumer(
             return;
         }
 
-        await using var blocking = await ConnectBlockingAsync(settings);
-        Log.Consuming(logger, _consumer, RedisKeys.WorkersGroup);
+        var blocking = new List<ConnectionMultiplexer>(topology.Queues.Count);
+        try
+        {
+            foreach (var queue in topology.Queues)
+            {
+                blocking.Add(await ConnectBlockingAsync(settings, queue));
+            }
 
-        // Generations stop only after the reader has stopped: a hand-back appended while our own blocking read
+            Log.Consuming(logger, _consumer, RedisKeys.WorkersGroup);
+            await ConsumeAllAsync(blocking, settings, stoppingToken);
+        }
+        finally
+        {
+            foreach (var connection in blocking)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task ConsumeAllAsync(List<ConnectionMultiplexer> blocking, WorkerOptions settings, CancellationToken stoppingToken)
+    {
+        // Generations stop only after the readers have stopped: a hand-back appended while our own blocking read
         // is still outstanding would be delivered to this dying consumer and wait for a claim.
         using var generationStop = new CancellationTokenSource();
         var renewals = RenewAsync(settings, stoppingToken);
         try
         {
-            await ConsumeAsync(blocking.GetDatabase(), settings, stoppingToken, generationStop.Token);
+            await Task.WhenAll(topology.Queues.Select((queue, i) =>
+                ConsumeAsync(queue, blocking[i].GetDatabase(), settings, stoppingToken, generationStop.Token)));
         }
         finally
         {
@@ -89,7 +121,10 @@ internal sealed class RequestConsumer(
 
             // Each generation ends its stream, or hands its request back, before the host goes down.
             await Task.WhenAll(running);
-            await RemoveConsumerIfIdleAsync(redis.GetDatabase());
+            foreach (var queue in topology.Queues)
+            {
+                await RemoveConsumerIfIdleAsync(redis.GetDatabase(), queue);
+            }
         }
     }
 
@@ -97,14 +132,14 @@ internal sealed class RequestConsumer(
     /// A consumer with nothing pending leaves the group, so worker restarts do not pile up consumers. One with
     /// pending entries stays: deleting it would drop them, and another worker will claim them.
     /// </summary>
-    private async Task RemoveConsumerIfIdleAsync(IDatabase db)
+    private async Task RemoveConsumerIfIdleAsync(IDatabase db, RedisKey queue)
     {
         try
         {
-            var consumers = await db.StreamConsumerInfoAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
+            var consumers = await db.StreamConsumerInfoAsync(queue, RedisKeys.WorkersGroup);
             if (consumers.Any(c => c.Name == _consumer && c.PendingMessageCount == 0))
             {
-                await db.StreamDeleteConsumerAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer);
+                await db.StreamDeleteConsumerAsync(queue, RedisKeys.WorkersGroup, _consumer);
             }
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -114,11 +149,12 @@ internal sealed class RequestConsumer(
     }
 
     /// <summary>
-    /// The one loop that takes slots: for orphans first when a claim round is due (they have waited a claim
-    /// idle time already), then for new requests. A blocking read holds the slots it may fill; were claims
+    /// The one loop of a partition that takes slots: for orphans first when a claim round is due (they have waited a
+    /// claim idle time already), then for new requests. A blocking read holds the slots it may fill; were claims
     /// taken elsewhere, a worker with few free slots would never have any left for them.
     /// </summary>
-    private async Task ConsumeAsync(IDatabase blocking, WorkerOptions settings, CancellationToken stoppingToken, CancellationToken generationToken)
+    private async Task ConsumeAsync(RedisKey queue, IDatabase blocking, WorkerOptions settings, CancellationToken stoppingToken,
+        CancellationToken generationToken)
     {
         var blockMilliseconds = (long)settings.BlockTimeout.TotalMilliseconds;
         var minIdle = (long)settings.ClaimIdleTime.TotalMilliseconds;
@@ -147,7 +183,7 @@ internal sealed class RequestConsumer(
             if (Stopwatch.GetElapsedTime(lastClaim) >= settings.ClaimInterval)
             {
                 lastClaim = Stopwatch.GetTimestamp();
-                (var started, cursor) = await ClaimOrphansAsync(Math.Min(free, MaxClaimBatch), minIdle, cursor, stoppingToken, generationToken);
+                (var started, cursor) = await ClaimOrphansAsync(queue, Math.Min(free, MaxClaimBatch), minIdle, cursor, stoppingToken, generationToken);
                 free -= started;
                 if (free == 0)
                 {
@@ -158,14 +194,32 @@ internal sealed class RequestConsumer(
             StreamEntry[] entries;
             try
             {
-                // Not abandoned on shutdown: BLOCK bounds it, and what it returns is handed back below.
-                entries = await ReadGroupAsync(blocking, free, blockMilliseconds);
+                if (topology.Queues.Count > 1 && free > 1)
+                {
+                    // Take what is there at once; block, if need be, holding one slot only.
+                    entries = await ReadGroupAsync(blocking, queue, free, blockMilliseconds: null);
+                    if (entries.Length == 0)
+                    {
+                        _slots.Release(free - 1);
+                        free = 1;
+                    }
+                }
+                else
+                {
+                    entries = [];
+                }
+
+                if (entries.Length == 0)
+                {
+                    // Not abandoned on shutdown: BLOCK bounds it, and what it returns is handed back below.
+                    entries = await ReadGroupAsync(blocking, queue, free, blockMilliseconds);
+                }
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
                 _slots.Release(free);
                 Log.QueueReadFailed(logger, ex);
-                if (!ex.Message.Contains("NOGROUP", StringComparison.Ordinal) || !await TryEnsureGroupAsync())
+                if (!ex.Message.Contains("NOGROUP", StringComparison.Ordinal) || !await TryEnsureGroupAsync(queue))
                 {
                     await DelayQuietlyAsync(ReadFailurePause, stoppingToken);
                 }
@@ -178,7 +232,7 @@ internal sealed class RequestConsumer(
                 _slots.Release(free);
                 foreach (var entry in entries)
                 {
-                    await QueueEntries.HandBackAsync(redis.GetDatabase(), entry);
+                    await QueueEntries.HandBackAsync(redis.GetDatabase(), queue, entry);
                 }
 
                 return;
@@ -191,7 +245,7 @@ internal sealed class RequestConsumer(
 
             foreach (var entry in entries)
             {
-                Start(entry, generationToken);
+                Start(queue, entry, generationToken);
             }
         }
     }
@@ -203,13 +257,13 @@ internal sealed class RequestConsumer(
     /// workers, so no error may stop the rounds after it.
     /// </summary>
     private async Task<(int Started, RedisValue Cursor)> ClaimOrphansAsync(
-        int room, long minIdle, RedisValue cursor, CancellationToken stoppingToken, CancellationToken generationToken)
+        RedisKey queue, int room, long minIdle, RedisValue cursor, CancellationToken stoppingToken, CancellationToken generationToken)
     {
         StreamEntry[] entries;
         try
         {
             var claimed = await redis.GetDatabase()
-                .StreamAutoClaimAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, _consumer, minIdle, cursor, room)
+                .StreamAutoClaimAsync(queue, RedisKeys.WorkersGroup, _consumer, minIdle, cursor, room)
                 .WaitAsync(stoppingToken);
             cursor = claimed.NextStartId;
             entries = [.. claimed.ClaimedEntries.Where(e => !e.IsNull)];
@@ -227,17 +281,18 @@ internal sealed class RequestConsumer(
         foreach (var entry in entries)
         {
             Log.Claimed(logger, entry[StreamFields.RequestId].ToString());
-            Start(entry, generationToken);
+            Start(queue, entry, generationToken);
         }
 
         return (entries.Length, cursor);
     }
 
-    private void Start(StreamEntry entry, CancellationToken stoppingToken)
+    private void Start(RedisKey queue, StreamEntry entry, CancellationToken stoppingToken)
     {
-        var key = entry.Id.ToString();
+        // Entry ids are unique within a partition only.
+        var key = (queue, entry.Id.ToString());
         _inFlight[key] = entry.Id;
-        var task = RunAsync(entry, key, stoppingToken);
+        var task = RunAsync(queue, entry, key, stoppingToken);
         lock (_running)
         {
             _running.RemoveAll(static t => t.IsCompleted);
@@ -245,14 +300,14 @@ internal sealed class RequestConsumer(
         }
     }
 
-    private async Task RunAsync(StreamEntry entry, string key, CancellationToken stoppingToken)
+    private async Task RunAsync(RedisKey queue, StreamEntry entry, (RedisKey, string) key, CancellationToken stoppingToken)
     {
         try
         {
             await Task.Yield();
             // Not a child of whatever the consumer loop ran under: the trace continues from the request's traceparent.
             Activity.Current = null;
-            await SettleAsync(entry, await runner.RunAsync(entry, stoppingToken));
+            await SettleAsync(queue, entry, await runner.RunAsync(entry, stoppingToken));
         }
         finally
         {
@@ -262,7 +317,7 @@ internal sealed class RequestConsumer(
     }
 
     /// <summary>Settles the entry as its run asks; one that cannot be settled stays pending and is claimed later.</summary>
-    private async Task SettleAsync(StreamEntry entry, RunOutcome outcome)
+    private async Task SettleAsync(RedisKey queue, StreamEntry entry, RunOutcome outcome)
     {
         var db = redis.GetDatabase();
         try
@@ -270,10 +325,10 @@ internal sealed class RequestConsumer(
             switch (outcome)
             {
                 case RunOutcome.Done:
-                    await QueueEntries.AcknowledgeAsync(db, entry.Id);
+                    await QueueEntries.AcknowledgeAsync(db, queue, entry.Id);
                     break;
                 case RunOutcome.HandBack:
-                    await QueueEntries.HandBackAsync(db, entry);
+                    await QueueEntries.HandBackAsync(db, queue, entry);
                     break;
             }
         }
@@ -296,7 +351,10 @@ internal sealed class RequestConsumer(
             try
             {
                 await timer.WaitForNextTickAsync(stoppingToken);
-                await QueueEntries.RenewAsync(db, _consumer, [.. _inFlight.Values]).WaitAsync(stoppingToken);
+                foreach (var partition in _inFlight.GroupBy(e => e.Key.Queue, e => e.Value))
+                {
+                    await QueueEntries.RenewAsync(db, partition.Key, _consumer, [.. partition]).WaitAsync(stoppingToken);
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -309,12 +367,20 @@ internal sealed class RequestConsumer(
         }
     }
 
-    private async Task<StreamEntry[]> ReadGroupAsync(IDatabase blocking, int count, long blockMilliseconds)
+    /// <summary>
+    /// <c>XREADGROUP</c> on one partition, blocking up to <paramref name="blockMilliseconds"/> (not at all when null).
+    /// The key goes as a <see cref="RedisKey"/>, so that in a cluster the command is sent to the partition's shard.
+    /// </summary>
+    private async Task<StreamEntry[]> ReadGroupAsync(IDatabase blocking, RedisKey queue, int count, long? blockMilliseconds)
     {
-        var result = await blocking.ExecuteAsync("XREADGROUP",
-            "GROUP", RedisKeys.WorkersGroup, _consumer, "COUNT", count, "BLOCK", blockMilliseconds,
-            "STREAMS", RedisKeys.Requests.ToString(), ">");
-        return ParseSingleStream(result);
+        List<object> args = ["GROUP", RedisKeys.WorkersGroup, _consumer, "COUNT", count];
+        if (blockMilliseconds is { } block)
+        {
+            args.AddRange(["BLOCK", block]);
+        }
+
+        args.AddRange(["STREAMS", queue, ">"]);
+        return ParseSingleStream(await blocking.ExecuteAsync("XREADGROUP", args, CommandFlags.None));
     }
 
     /// <summary>Parses a RESP2 <c>XREADGROUP</c> reply for one stream: <c>[[name, [[id, [field, value, ...]], ...]]]</c>.</summary>
@@ -343,24 +409,24 @@ internal sealed class RequestConsumer(
         return parsed;
     }
 
-    private async Task<ConnectionMultiplexer> ConnectBlockingAsync(WorkerOptions settings)
+    private async Task<ConnectionMultiplexer> ConnectBlockingAsync(WorkerOptions settings, RedisKey queue)
     {
         var connectionString = configuration.GetConnectionString("redis")
             ?? throw new InvalidOperationException("ConnectionStrings:redis is not set.");
         var config = ConfigurationOptions.Parse(connectionString);
         config.Protocol = RedisProtocol.Resp2;
         config.AbortOnConnectFail = false;
-        config.ClientName = $"vix-worker-block-{Environment.ProcessId}";
+        config.ClientName = $"vix-worker-block-{Environment.ProcessId}-{queue}";
         config.AsyncTimeout = (int)(settings.BlockTimeout + BlockingReadMargin).TotalMilliseconds;
         return await ConnectionMultiplexer.ConnectAsync(config);
     }
 
     /// <summary>Recreates the consumer group (lost with Redis's data); false when Redis did not answer.</summary>
-    private async Task<bool> TryEnsureGroupAsync()
+    private async Task<bool> TryEnsureGroupAsync(RedisKey queue)
     {
         try
         {
-            await EnsureGroupAsync(redis.GetDatabase());
+            await EnsureGroupAsync(redis.GetDatabase(), queue);
             return true;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -370,12 +436,12 @@ internal sealed class RequestConsumer(
         }
     }
 
-    private static async Task EnsureGroupAsync(IDatabase db)
+    private static async Task EnsureGroupAsync(IDatabase db, RedisKey queue)
     {
         try
         {
             // From 0, not $: requests queued before the first worker started are served too.
-            await db.StreamCreateConsumerGroupAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, "0-0", createStream: true);
+            await db.StreamCreateConsumerGroupAsync(queue, RedisKeys.WorkersGroup, "0-0", createStream: true);
         }
         catch (RedisServerException ex) when (ex.Message.Contains("BUSYGROUP", StringComparison.Ordinal))
         {
