@@ -21,13 +21,10 @@ public sealed partial class ServiceProcess : IAsyncDisposable
     private readonly Task _drainOut;
     private readonly Task _drainErr;
 
-    private readonly Uri? _http2Address;
-
     private ServiceProcess(string name, Process process, Uri? http2Address = null)
     {
         Name = name;
         _process = process;
-        _http2Address = http2Address;
         Http2Address = http2Address;
         _drainOut = DrainAsync(process.StandardOutput);
         _drainErr = DrainAsync(process.StandardError);
@@ -186,7 +183,7 @@ public sealed partial class ServiceProcess : IAsyncDisposable
             }
 
             if (!_listening.Task.IsCompleted && ListeningLine().Match(line) is { Success: true } match
-                && new Uri(match.Groups[1].Value) != _http2Address)
+                && new Uri(match.Groups[1].Value) != Http2Address)
             {
                 _listening.TrySetResult(new Uri(match.Groups[1].Value));
             }
