@@ -14,6 +14,11 @@ internal static class Topology
 {
     public const string StreamApi = "streamapi";
 
+    /// <summary>StreamApi's cleartext HTTP/2 endpoint, for the gateway; <c>http</c> (HTTP/1.1) serves everyone else.</summary>
+    public const string Http2Endpoint = "h2";
+
+    public const int Http2ContainerPort = 8081;
+
     /// <summary>
     /// <c>StreamApi:Replicas</c> StreamApi processes, each its own resource: Aspire refuses replicas of an
     /// unproxied endpoint (they would share one port), so replica 0 is <c>streamapi</c> and the others
@@ -35,6 +40,14 @@ internal static class Topology
                     endpoint.TargetPort = null;
                     endpoint.IsProxied = false;
                 })
+                .WithHttpEndpoint(name: Http2Endpoint, isProxied: false)
+                .WithEndpoint(Http2Endpoint, endpoint =>
+                {
+                    endpoint.Transport = "http2";
+                    // In a container: HTTP/1.1 on 8080 (the image's port), HTTP/2 beside it.
+                    endpoint.TargetPort = builder.ExecutionContext.IsPublishMode ? Http2ContainerPort : null;
+                })
+                .WithKestrelEndpoints()
                 .WithHttpHealthCheck("/health");
             if (i > 0)
             {
@@ -49,8 +62,30 @@ internal static class Topology
     }
 
     /// <summary>
-    /// Gives the gateway every replica's address under one service name (<c>services__streamapi__http__N</c>),
-    /// so service discovery resolves <c>http://streamapi</c> to all of them and YARP balances over the lot.
+    /// Kestrel cannot serve HTTP/1.1 and HTTP/2 without TLS on one port, so StreamApi listens twice, each endpoint
+    /// named with its protocol in Kestrel's own configuration (<c>Kestrel__Endpoints__h2__Protocols=Http2</c>).
+    /// Kestrel's endpoints replace ASPNETCORE_URLS and HTTP_PORTS, which Aspire would set as well: they go.
+    /// </summary>
+    private static IResourceBuilder<ProjectResource> WithKestrelEndpoints(this IResourceBuilder<ProjectResource> api) =>
+        api.WithEnvironment(context =>
+        {
+            context.EnvironmentVariables.Remove("ASPNETCORE_URLS");
+            context.EnvironmentVariables.Remove("HTTP_PORTS");
+            // Run: the port DCP allocated on localhost; publish: every interface of the container.
+            var host = context.ExecutionContext.IsRunMode ? "localhost" : "*";
+            foreach (var name in new[] { "http", Http2Endpoint })
+            {
+                var port = api.GetEndpoint(name).Property(EndpointProperty.TargetPort);
+                context.EnvironmentVariables[$"Kestrel__Endpoints__{name}__Url"] = ReferenceExpression.Create($"http://{host}:{port}");
+            }
+
+            context.EnvironmentVariables[$"Kestrel__Endpoints__{Http2Endpoint}__Protocols"] = "Http2";
+        });
+
+    /// <summary>
+    /// Gives the gateway every replica's addresses under one service name, <c>services__streamapi__http__N</c>
+    /// and <c>services__streamapi__h2__N</c>, so service discovery resolves <c>http://streamapi</c> and
+    /// <c>http://_h2.streamapi</c> to all of them and YARP balances over the lot, over HTTP/1.1 or HTTP/2.
     /// </summary>
     public static IResourceBuilder<ProjectResource> WithStreamApiDestinations(
         this IResourceBuilder<ProjectResource> gateway, IReadOnlyList<IResourceBuilder<ProjectResource>> replicas)
@@ -58,6 +93,7 @@ internal static class Topology
         for (var i = 0; i < replicas.Count; i++)
         {
             gateway.WithEnvironment($"services__{StreamApi}__http__{i}", replicas[i].GetEndpoint("http"))
+                .WithEnvironment($"services__{StreamApi}__{Http2Endpoint}__{i}", replicas[i].GetEndpoint(Http2Endpoint))
                 .WithReferenceRelationship(replicas[i])
                 .WaitFor(replicas[i]);
         }

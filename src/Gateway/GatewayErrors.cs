@@ -3,7 +3,7 @@ using VixAspire.Contracts;
 namespace VixAspire.Gateway;
 
 /// <summary>
-/// The gateway's own refusals (401, 413, 429), in the format of the API behind the route: RFC 7807 problem
+/// The gateway's own refusals (401, 413, 429, 503), in the format of the API behind the route: RFC 7807 problem
 /// details on <c>/infer</c> and everywhere else, OpenAI's error object on <c>/v1</c>, as StreamApi answers.
 /// </summary>
 internal static class GatewayErrors
@@ -33,6 +33,9 @@ internal sealed record GatewayError(int Status, string Title, string Detail, str
 
     public static GatewayError RateLimited { get; } = new(StatusCodes.Status429TooManyRequests, "Too many requests",
         "This client sent more requests than its rate allows; retry after the time in Retry-After.", "rate_limit_error", "rate_limit_exceeded");
+
+    public static GatewayError Overloaded { get; } = new(StatusCodes.Status503ServiceUnavailable, "Gateway at capacity",
+        "The gateway holds as many streams as it may (Gateway:MaxConcurrentStreams); retry after the time in Retry-After.", "server_error", "server_overloaded");
 
     public static GatewayError TooLarge(long limit) => new(StatusCodes.Status413PayloadTooLarge, "Request body too large",
         $"The body must be at most {limit} bytes.", "invalid_request_error", "request_too_large");

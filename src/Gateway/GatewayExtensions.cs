@@ -8,15 +8,18 @@ public static class GatewayExtensions
     /// YARP with routes and clusters from the <c>ReverseProxy</c> section, destinations through service
     /// discovery (one per address the service name resolves to, so every StreamApi replica). The forwarder's
     /// client is YARP's own, not one from IHttpClientFactory, so no resilience handler retries a POST.
-    /// The routes name the API-key authorization policy and the per-client rate limiter in their config.
+    /// The routes name the API-key authorization policy and the per-client rate limiter in their config; a
+    /// concurrency limit over all proxied requests refuses past capacity (see <see cref="CapacityOptions"/>).
     /// </summary>
     public static TBuilder AddGateway<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
         builder.Services.AddApiKeyAuthentication();
         builder.Services.AddClientRateLimiter();
         builder.Services.AddRequestLimits();
+        builder.Services.AddCapacity();
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
+            .AddConfigFilter<UpstreamProtocol>()
             .AddTransforms(static context => context.AddClientIdentity())
             .AddServiceDiscoveryDestinationResolver();
         builder.Services.AddSingleton<IForwarderHttpClientFactory, UpstreamHttpClientFactory>();

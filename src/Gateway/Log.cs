@@ -11,6 +11,9 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Information, Message = "Rate limited {Client} on {Path}")]
     public static partial void RateLimited(ILogger logger, string client, PathString path);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "At capacity ({Limit} streams): refused a request to {Path}")]
+    public static partial void Overloaded(ILogger logger, int limit, PathString path);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Refused a body over {Limit} bytes on {Path}")]
     public static partial void BodyTooLarge(ILogger logger, long limit, PathString path);
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Model;
 
 namespace VixAspire.Gateway;
 
@@ -50,14 +51,32 @@ internal static class RateLimiting
                     AutoReplenishment = true,
                 });
             });
+            // Capacity: one concurrency limit over every proxied request, held until its response ends (a stream
+            // holds its slot while it is open). The limit is the partition's key, so that a reload takes effect.
+            options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, int>(static context =>
+                context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>() is null
+                    ? RateLimitPartition.GetNoLimiter(0)
+                    : RateLimitPartition.GetConcurrencyLimiter(MaxStreams(context), static limit => new ConcurrencyLimiterOptions
+                    {
+                        PermitLimit = limit,
+                        QueueLimit = 0,
+                    }));
             options.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
             options.OnRejected = static (rejected, _) =>
             {
                 var context = rejected.HttpContext;
-                var retryAfter = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
-                var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
-                context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
                 var logger = context.RequestServices.GetRequiredService<ILogger<RateLimitOptions>>();
+                // The token bucket knows when a token comes back; the concurrency limit cannot know when a stream ends.
+                var overloaded = !rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter);
+                var seconds = overloaded ? 1 : Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+                context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+                if (overloaded)
+                {
+                    var limit = MaxStreams(context);
+                    Log.Overloaded(logger, limit, context.Request.Path);
+                    return new ValueTask(GatewayErrors.WriteAsync(context, GatewayError.Overloaded));
+                }
+
                 var client = Client(context);
                 Log.RateLimited(logger, client, context.Request.Path);
                 return new ValueTask(GatewayErrors.WriteAsync(context, GatewayError.RateLimited));
@@ -65,6 +84,9 @@ internal static class RateLimiting
         });
         return services;
     }
+
+    private static int MaxStreams(HttpContext context) =>
+        context.RequestServices.GetRequiredService<IOptionsMonitor<CapacityOptions>>().CurrentValue.EffectiveMaxConcurrentStreams;
 
     /// <summary>The key's name when the request carries a valid key, else the address it came from.</summary>
     public static string Client(HttpContext context) =>

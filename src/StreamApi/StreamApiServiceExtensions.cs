@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
@@ -47,7 +48,22 @@ public static class StreamApiServiceExtensions
         // Behind the gateway the client's address arrives in X-Forwarded-For; loopback proxies are trusted by default.
         builder.Services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto);
         builder.Services.AddSingleton<InferenceRequestReader>();
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<IConfiguration>(ConfigureKestrel);
         return builder;
+    }
+
+    /// <summary>
+    /// Kestrel's limits, defaults first and <c>Kestrel:Limits</c> over them. The gateway multiplexes its streams
+    /// over HTTP/2 connections (the <c>h2</c> endpoint), 100 streams each before it opens another; connections
+    /// stop below the descriptor limit, so that past it Kestrel refuses new ones rather than failing to accept.
+    /// Kestrel's minimum response data rate stays: it is measured only while a write waits on a reader that does
+    /// not read, never between heartbeats, and a reader that slow is cut off (its tokens wait in Redis).
+    /// </summary>
+    private static void ConfigureKestrel(KestrelServerOptions kestrel, IConfiguration configuration)
+    {
+        kestrel.Limits.Http2.MaxStreamsPerConnection = 100;
+        kestrel.Limits.MaxConcurrentConnections = Math.Max(1, OpenFiles.Limit - OpenFiles.Reserve);
+        configuration.GetSection("Kestrel:Limits").Bind(kestrel.Limits);
     }
 
     /// <summary>The API's middleware and endpoints: health, then <c>/infer</c>.</summary>

@@ -33,6 +33,9 @@ public sealed class RunningServices : IAsyncDisposable
 
     public Uri ApiAddress { get; private set; } = null!;
 
+    /// <summary>The API's cleartext HTTP/2 endpoint, which the gateway forwards to unless <c>Gateway:UpstreamHttp2</c> is false.</summary>
+    public Uri ApiHttp2Address { get; private set; } = null!;
+
     public Uri? GatewayAddress { get; private set; }
 
     /// <summary>A client for the public door: the gateway when there is one, else the API.</summary>
@@ -69,12 +72,19 @@ public sealed class RunningServices : IAsyncDisposable
                 ["ConnectionStrings:redis"] = redis.ConnectionString,
             };
 
-            stack.Api = await StartAsync(stack, common, b =>
+            var apiSettings = new Dictionary<string, string?>(common);
+            foreach (var (key, value) in ApiEndpoints.Settings())
+            {
+                apiSettings[key] = value;
+            }
+
+            stack.ApiHttp2Address = ApiEndpoints.Http2Address(apiSettings)!;
+            stack.Api = await StartAsync(stack, apiSettings, b =>
             {
                 b.AddStreamApiServices();
                 apiServices?.Invoke(b.Services);
             }, static a => a.MapStreamApi(), cancellationToken);
-            stack.ApiAddress = Address(stack.Api);
+            stack.ApiAddress = new Uri(stack.Api.Urls.First(u => new Uri(u) != stack.ApiHttp2Address));
 
             for (var i = 0; i < workers; i++)
             {
@@ -83,10 +93,11 @@ public sealed class RunningServices : IAsyncDisposable
 
             if (gateway)
             {
-                var gatewaySettings = new Dictionary<string, string?>(common)
+                var gatewaySettings = new Dictionary<string, string?>(common);
+                foreach (var (key, value) in ApiEndpoints.GatewayDestinations("streamapi", stack.ApiAddress, stack.ApiHttp2Address))
                 {
-                    ["ReverseProxy:Clusters:streamapi:Destinations:streamapi:Address"] = stack.ApiAddress.ToString(),
-                };
+                    gatewaySettings[key] = value;
+                }
                 stack.Gateway = await StartAsync(stack, gatewaySettings, static b => b.AddGateway(), static a => a.MapGateway(), cancellationToken,
                     Path.Combine(AppContext.BaseDirectory, "gateway.appsettings.json"));
                 stack.GatewayAddress = Address(stack.Gateway);

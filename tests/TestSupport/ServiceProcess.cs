@@ -21,10 +21,11 @@ public sealed partial class ServiceProcess : IAsyncDisposable
     private readonly Task _drainOut;
     private readonly Task _drainErr;
 
-    private ServiceProcess(string name, Process process)
+    private ServiceProcess(string name, Process process, Uri? http2Address = null)
     {
         Name = name;
         _process = process;
+        Http2Address = http2Address;
         _drainOut = DrainAsync(process.StandardOutput);
         _drainErr = DrainAsync(process.StandardError);
     }
@@ -33,8 +34,11 @@ public sealed partial class ServiceProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
-    /// <summary>The address the service's Kestrel listens on.</summary>
+    /// <summary>The address the service's Kestrel listens on (HTTP/1.1).</summary>
     public Uri Address { get; private set; } = null!;
+
+    /// <summary>Its cleartext HTTP/2 endpoint, when its settings give one (see <see cref="ApiEndpoints"/>).</summary>
+    public Uri? Http2Address { get; }
 
     public bool HasExited => _process.HasExited;
 
@@ -59,7 +63,7 @@ public sealed partial class ServiceProcess : IAsyncDisposable
         CancellationToken cancellationToken)
     {
         var process = Process.Start(StartInfo(project, settings)) ?? throw new InvalidOperationException($"{project} did not start.");
-        var service = new ServiceProcess(name, process);
+        var service = new ServiceProcess(name, process, ApiEndpoints.Http2Address(settings));
         try
         {
             var exited = process.WaitForExitAsync(cancellationToken);
@@ -178,7 +182,8 @@ public sealed partial class ServiceProcess : IAsyncDisposable
                 _output.AppendLine(line);
             }
 
-            if (!_listening.Task.IsCompleted && ListeningLine().Match(line) is { Success: true } match)
+            if (!_listening.Task.IsCompleted && ListeningLine().Match(line) is { Success: true } match
+                && new Uri(match.Groups[1].Value) != Http2Address)
             {
                 _listening.TrySetResult(new Uri(match.Groups[1].Value));
             }

@@ -32,15 +32,17 @@ public sealed class ServiceProcesses : IAsyncDisposable
         {
             for (var i = 0; i < apis; i++)
             {
-                stack.Apis.Add(await stack.StartAsync("StreamApi", $"streamapi-{i}", null, cancellationToken));
+                stack.Apis.Add(await stack.StartAsync("StreamApi", $"streamapi-{i}", ApiEndpoints.Settings(), cancellationToken));
             }
 
             var destinations = new Dictionary<string, string?>();
             for (var i = 0; i < stack.Apis.Count; i++)
             {
                 // The first replaces the service-discovery destination of the gateway's own configuration.
-                destinations[$"ReverseProxy:Clusters:streamapi:Destinations:{(i == 0 ? "streamapi" : $"streamapi-{i}")}:Address"] =
-                    stack.Apis[i].Address.ToString();
+                foreach (var (key, value) in ApiEndpoints.GatewayDestinations(i == 0 ? "streamapi" : $"streamapi-{i}", stack.Apis[i].Address, stack.Apis[i].Http2Address))
+                {
+                    destinations[key] = value;
+                }
             }
 
             stack.Gateway = await stack.StartAsync("Gateway", "gateway", destinations, cancellationToken);

@@ -135,10 +135,14 @@ public sealed class AppHostTests(AppHostTests.Fixture fixture) : IClassFixture<A
         var served = new List<string>();
         foreach (var replica in replicas)
         {
+            // Clients and tests use the HTTP/1.1 endpoint; the gateway forwards over the HTTP/2 one (h2).
             var port = replica.GetEndpoint("http").Port;
+            var upstreamPort = replica.GetEndpoint("h2").Port;
             Assert.False(Assert.Single(replica.Annotations.OfType<EndpointAnnotation>(), e => e.Name == "http").IsProxied);
+            Assert.False(Assert.Single(replica.Annotations.OfType<EndpointAnnotation>(), e => e.Name == "h2").IsProxied);
             Assert.Equal(["VixAspire.StreamApi"], sockets.ListenersOn(port));
-            Assert.Contains(sockets, s => s.Established && s.RemotePort == port && s.Program == "VixAspire.Gateway");
+            Assert.Equal(["VixAspire.StreamApi"], sockets.ListenersOn(upstreamPort));
+            Assert.Contains(sockets, s => s.Established && s.RemotePort == upstreamPort && s.Program == "VixAspire.Gateway");
             served.Add(await FirstProbeServedByAsync(replica, probe).WaitAsync(TimeSpan.FromSeconds(30), Ct));
         }
 

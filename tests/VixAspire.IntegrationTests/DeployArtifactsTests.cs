@@ -57,12 +57,13 @@ public sealed partial class DeployArtifactsTests(AppHostManifest manifest) : ICl
                 checkedReferences++;
             }
 
-            foreach (var target in project.ServiceReferences)
+            foreach (var (target, endpoint) in project.ServiceReferences.Where(r => r.Endpoint != "https"))
             {
-                // Addressed as http://name:port, the name being a Service in k8s and a service in compose.
-                var servicePort = Deployed.Services[target].Ports.Single(p => p.Name == "http").Port;
+                // Addressed as http://name:port, the name being a Service in k8s and a service in compose, the port
+                // the one named as the AppHost's endpoint (http, or StreamApi's h2).
+                var servicePort = Deployed.Services[target].Ports.Single(p => p.Name == endpoint).Port;
                 var url = $"http://{target}:{servicePort}";
-                Assert.Equal(Deployed.Workloads[target].Ports["http"], servicePort);
+                Assert.Equal(Deployed.Workloads[target].Ports[endpoint], servicePort);
                 Assert.Contains(url, Deployed.Compose[project.Name].Env.Values);
                 Assert.Contains(url, Deployed.Workloads[project.Name].Env.Values);
                 checkedReferences++;
@@ -86,11 +87,19 @@ public sealed partial class DeployArtifactsTests(AppHostManifest manifest) : ICl
                 continue;
             }
 
-            // HTTP_PORTS is the AppHost's way of giving a service its port: the same in every artifact.
+            // HTTP_PORTS, or Kestrel's named endpoints, give a service its port: the same in every artifact.
             var port = workload.Ports["http"];
-            var httpPorts = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            Assert.Equal(httpPorts, workload.Env.GetValueOrDefault("HTTP_PORTS"));
-            Assert.Equal(httpPorts, compose.Env.GetValueOrDefault("HTTP_PORTS"));
+            Assert.Equal(port, ListenPort(workload.Env, "http"));
+            Assert.Equal(port, ListenPort(compose.Env, "http"));
+            foreach (var (name, targetPort) in project.InternalBindings)
+            {
+                // StreamApi's HTTP/2 endpoint: inside the cluster only, on the AppHost's container port.
+                Assert.Equal(targetPort, workload.Ports[name]);
+                Assert.Equal(targetPort, ListenPort(workload.Env, name));
+                Assert.Equal(targetPort, ListenPort(compose.Env, name));
+                Assert.Equal("ClusterIP", Deployed.Services[project.Name].Type);
+                Assert.Equal(targetPort, Deployed.Services[project.Name].Ports.Single(p => p.Name == name).Port);
+            }
 
             var service = Deployed.Services.GetValueOrDefault(project.Name);
             if (http.External)
@@ -164,6 +173,12 @@ public sealed partial class DeployArtifactsTests(AppHostManifest manifest) : ICl
             Assert.Contains(",password=${REDIS_PASSWORD", service.Env["ConnectionStrings__redis"]);
         }
     }
+
+    /// <summary>The port a service listens on for endpoint <paramref name="name"/>: its Kestrel endpoint's URL, or HTTP_PORTS.</summary>
+    private static int? ListenPort(IReadOnlyDictionary<string, string> env, string name) =>
+        env.TryGetValue($"Kestrel__Endpoints__{name}__Url", out var url) ? int.Parse(url[(url.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture)
+        : name == "http" && env.TryGetValue("HTTP_PORTS", out var ports) ? int.Parse(ports, System.Globalization.CultureInfo.InvariantCulture)
+        : null;
 
     private static IEnumerable<string> DeploymentSettings(IEnumerable<string> keys) =>
         keys.Where(k => !DeployOnlyPrefixes.Any(p => k.StartsWith(p, StringComparison.Ordinal)));
@@ -258,25 +273,26 @@ public sealed record HttpBinding(int? Port, bool External);
 /// service-discovery variables, left out), whom it references, and its plain-HTTP endpoint.
 /// </summary>
 public sealed partial record ManifestProject(string Name, IReadOnlySet<string> Settings, IReadOnlySet<string> ConnectionStrings,
-    IReadOnlySet<string> ServiceReferences, HttpBinding? Http) : ManifestResource(Name)
+    IReadOnlySet<(string Service, string Endpoint)> ServiceReferences, HttpBinding? Http, IReadOnlyDictionary<string, int> InternalBindings)
+    : ManifestResource(Name)
 {
     public static ManifestProject Parse(string name, JsonElement resource, IReadOnlySet<string> resources)
     {
         var settings = new HashSet<string>(StringComparer.Ordinal);
         var connections = new HashSet<string>(StringComparer.Ordinal);
-        var references = new HashSet<string>(StringComparer.Ordinal);
+        var references = new HashSet<(string, string)>();
         var env = resource.TryGetProperty("env", out var e) ? e.EnumerateObject().Select(p => p.Name) : [];
         foreach (var key in env)
         {
             if (ServiceDiscovery().Match(key) is { Success: true } discovered)
             {
-                references.Add(discovered.Groups[1].Value);
+                references.Add((discovered.Groups[1].Value, discovered.Groups[2].Value));
             }
             else if (EndpointReference().Match(key) is { Success: true } endpoint
                      && resources.FirstOrDefault(r => r.ToUpperInvariant().Replace('-', '_') == endpoint.Groups[1].Value) is { } referenced)
             {
                 // {RESOURCE}_{ENDPOINT}: Aspire's other spelling of a service-discovery variable.
-                references.Add(referenced);
+                references.Add((referenced, endpoint.Groups[2].Value.ToLowerInvariant()));
             }
             else if (!key.StartsWith("OTEL_", StringComparison.Ordinal) && !key.StartsWith("ASPIRE_", StringComparison.Ordinal))
             {
@@ -297,13 +313,24 @@ public sealed partial record ManifestProject(string Name, IReadOnlySet<string> S
                 binding.TryGetProperty("external", out var external) && external.GetBoolean());
         }
 
-        return new ManifestProject(name, settings, connections, references, http);
+        // Other endpoints with a fixed container port (StreamApi's h2), which nothing outside reaches.
+        var internalBindings = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (resource.TryGetProperty("bindings", out var all))
+        {
+            foreach (var other in all.EnumerateObject().Where(b => b.Name is not ("http" or "https")))
+            {
+                Assert.False(other.Value.TryGetProperty("external", out var open) && open.GetBoolean(), $"{name}'s {other.Name} is external");
+                internalBindings[other.Name] = other.Value.GetProperty("targetPort").GetInt32();
+            }
+        }
+
+        return new ManifestProject(name, settings, connections, references, http, internalBindings);
     }
 
-    [GeneratedRegex("^services__(.+?)__")]
+    [GeneratedRegex("^services__(.+?)__(.+?)__")]
     private static partial Regex ServiceDiscovery();
 
-    [GeneratedRegex("^([A-Z0-9_]+)_HTTPS?$")]
+    [GeneratedRegex("^([A-Z0-9_]+)_(HTTPS?)$")]
     private static partial Regex EndpointReference();
 }
 

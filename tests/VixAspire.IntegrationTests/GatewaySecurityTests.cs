@@ -85,7 +85,11 @@ public sealed class GatewaySecurityTests(GatewaySecurityTests.Fixture fixture) :
                 ContentRootPath = Directory.CreateTempSubdirectory("vix-test-gateway-").FullName,
             });
             builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "gateway.appsettings.json"), optional: false);
-            settings["ReverseProxy:Clusters:streamapi:Destinations:streamapi:Address"] = _services!.ApiAddress.ToString();
+            foreach (var (key, value) in ApiEndpoints.GatewayDestinations("streamapi", _services!.ApiAddress, _services.ApiHttp2Address))
+            {
+                settings[key] = value;
+            }
+
             builder.Configuration.AddInMemoryCollection(settings);
             builder.WebHost.UseUrls("http://127.0.0.1:0");
             builder.Logging.SetMinimumLevel(LogLevel.Warning);

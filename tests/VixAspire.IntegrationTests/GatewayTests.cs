@@ -17,7 +17,8 @@ namespace VixAspire.IntegrationTests;
 /// The real gateway in front of a real StreamApi whose Kestrel closes idle connections after 2 s, with a
 /// <see cref="LateCloseRelay"/> between them so that the API's close reaches the gateway 2 s late. A
 /// gateway that kept pooled connections longer than the API's keep-alive would reuse a closed one and
-/// answer 502; ours drops them after 1 s (cluster metadata <c>PooledConnectionIdleTimeout</c>).
+/// answer 502; ours drops them after 1 s (cluster metadata <c>PooledConnectionIdleTimeout</c>), over HTTP/1.1
+/// and over HTTP/2 alike (Kestrel's keep-alive timeout closes an HTTP/2 connection without streams too).
 /// </summary>
 public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<GatewayTests.Fixture>
 {
@@ -42,23 +43,40 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
             }, workers: 1, gateway: false,
                 apiServices: services => services.Configure<KestrelServerOptions>(kestrel => kestrel.Limits.KeepAliveTimeout = ApiKeepAlive));
             Relay = new LateCloseRelay(_services.ApiAddress, closeDelay: ApiKeepAlive);
-            Gateway = await StartGatewayAsync(Relay.Address, new Dictionary<string, string?>
+            Gateway = await StartGatewayAsync(Relay.Address, http2: false, new Dictionary<string, string?>
             {
                 ["ReverseProxy:Clusters:streamapi:Metadata:PooledConnectionIdleTimeout"] = "00:00:01",
             }, CancellationToken.None);
+            Http2Relay = new LateCloseRelay(_services.ApiHttp2Address, closeDelay: ApiKeepAlive);
+            Http2Gateway = await StartGatewayAsync(Http2Relay.Address, http2: true, new Dictionary<string, string?>
+            {
+                [$"ReverseProxy:Clusters:{UpstreamProtocol.Http2Cluster}:Metadata:PooledConnectionIdleTimeout"] = "00:00:01",
+            }, CancellationToken.None);
         }
+
+        public LateCloseRelay Http2Relay { get; private set; } = null!;
+
+        public WebApplication Http2Gateway { get; private set; } = null!;
+
+        public (WebApplication Gateway, LateCloseRelay Relay) Over(bool http2) => http2 ? (Http2Gateway, Http2Relay) : (Gateway, Relay);
 
         public async ValueTask DisposeAsync()
         {
-            if (Gateway is not null)
+            foreach (var gateway in new[] { Gateway, Http2Gateway })
             {
-                await Gateway.StopAsync(CancellationToken.None);
-                await Gateway.DisposeAsync();
+                if (gateway is not null)
+                {
+                    await gateway.StopAsync(CancellationToken.None);
+                    await gateway.DisposeAsync();
+                }
             }
 
-            if (Relay is not null)
+            foreach (var relay in new[] { Relay, Http2Relay })
             {
-                await Relay.DisposeAsync();
+                if (relay is not null)
+                {
+                    await relay.DisposeAsync();
+                }
             }
 
             if (_services is not null)
@@ -74,10 +92,13 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
 
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
-    [Fact]
-    public async Task PostsSentJustAsTheApiClosesItsIdleConnectionsAllStreamInFull()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task PostsSentJustAsTheApiClosesItsIdleConnectionsAllStreamInFull(bool http2)
     {
-        using var client = RunningServices.CreateClient(new Uri(fixture.Gateway.Urls.First()));
+        var (gateway, relay) = fixture.Over(http2);
+        using var client = RunningServices.CreateClient(new Uri(gateway.Urls.First()));
 
         for (var round = 0; round < 4; round++)
         {
@@ -86,17 +107,17 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
             await AssertStreamsInFullAsync(client, $"round {round}, second");
             // The idle gap under test: it lasts until the connection to the API is gone, closed by the API's
             // keep-alive timeout (whose close the relay reports late) or by the gateway's shorter idle timeout.
-            await fixture.Relay.AllUpstreamConnectionsClosed.WaitAsync(ApiKeepAlive * 5, Ct);
+            await relay.AllUpstreamConnectionsClosed.WaitAsync(ApiKeepAlive * 5, Ct);
         }
 
-        Assert.InRange(fixture.Relay.Connections, 4, 8);
+        Assert.InRange(relay.Connections, 4, 8);
     }
 
     [Fact]
     public async Task APostTheApiReceivedIsNotSentAgainWhenTheApiDropsTheConnection()
     {
         await using var upstream = new DroppingUpstream();
-        await using var gateway = await StartGatewayAsync(upstream.Address, new Dictionary<string, string?>(), Ct);
+        await using var gateway = await StartGatewayAsync(upstream.Address, http2: false, new Dictionary<string, string?>(), Ct);
         using var client = RunningServices.CreateClient(new Uri(gateway.Urls.First()));
 
         using var response = await client.SendAsync(SseEvents.StreamRequest(new { prompt = "once", max_tokens = 2 }), Ct).WaitAsync(Bound, Ct);
@@ -114,8 +135,11 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
         Assert.Equal("length", events.EndReason());
     }
 
-    /// <summary>The gateway as its Program.cs composes it, with its real routes, sending the cluster to <paramref name="destination"/>.</summary>
-    private static async Task<WebApplication> StartGatewayAsync(Uri destination, Dictionary<string, string?> settings, CancellationToken cancellationToken)
+    /// <summary>
+    /// The gateway as its Program.cs composes it, with its real routes, sending them to <paramref name="destination"/>
+    /// over HTTP/2 (its <c>h2</c> endpoint) or HTTP/1.1.
+    /// </summary>
+    private static async Task<WebApplication> StartGatewayAsync(Uri destination, bool http2, Dictionary<string, string?> settings, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -123,7 +147,8 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
             ContentRootPath = Directory.CreateTempSubdirectory("vix-test-gateway-").FullName,
         });
         builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "gateway.appsettings.json"), optional: false);
-        settings["ReverseProxy:Clusters:streamapi:Destinations:streamapi:Address"] = destination.ToString();
+        settings["Gateway:UpstreamHttp2"] = http2.ToString();
+        settings[$"ReverseProxy:Clusters:{(http2 ? UpstreamProtocol.Http2Cluster : UpstreamProtocol.Http1Cluster)}:Destinations:streamapi:Address"] = destination.ToString();
         builder.Configuration.AddInMemoryCollection(settings);
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.SetMinimumLevel(LogLevel.Warning);

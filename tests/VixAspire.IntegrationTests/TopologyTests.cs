@@ -23,6 +23,27 @@ public sealed class TopologyTests
     }
 
     [Fact]
+    public async Task EachStreamApiReplicaAlsoHasAnUnproxiedHttp2EndpointForTheGateway()
+    {
+        await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(["StreamApi:Replicas=3"], Ct);
+
+        var apis = StreamApis(builder);
+
+        Assert.Equal(3, apis.Length);
+        Assert.All(apis, api =>
+        {
+            var h2 = Assert.Single(api.Annotations.OfType<EndpointAnnotation>(), e => e.Name == "h2");
+            Assert.False(h2.IsProxied);
+            Assert.Null(h2.Port);
+            Assert.Equal("http", h2.UriScheme);
+            Assert.Equal("http2", h2.Transport);
+        });
+        // The gateway waits for every replica, whose two endpoints it reaches through service discovery.
+        var waits = Resource(builder, "gateway").Annotations.OfType<WaitAnnotation>().Select(w => w.Resource.Name).ToHashSet();
+        Assert.Superset(apis.Select(a => a.Name).ToHashSet(), waits);
+    }
+
+    [Fact]
     public async Task TheReplicaCountsAndTheGatewayPortComeFromConfiguration()
     {
         await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
