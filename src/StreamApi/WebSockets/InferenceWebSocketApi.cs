@@ -37,7 +37,8 @@ public static class InferenceWebSocketApi
     /// <summary>Maps <c>/ws</c> on the <c>/infer</c> group.</summary>
     public static RouteGroupBuilder MapInferenceWebSocket(this RouteGroupBuilder infer)
     {
-        infer.MapGet("/ws", ConnectAsync);
+        // GET is the HTTP/1.1 upgrade; CONNECT is a WebSocket over HTTP/2 (RFC 8441), as the gateway opens them.
+        infer.MapMethods("/ws", [HttpMethods.Get, HttpMethods.Connect], ConnectAsync);
         return infer;
     }
 
