@@ -32,6 +32,7 @@ public static class WorkerServiceExtensions
         builder.Services.AddSingleton<ProviderRouter>();
         builder.Services.AddSingleton<CancellationRegistry>();
         builder.Services.AddSingleton<RedisWriteRetry>();
+        builder.Services.AddSingleton<StreamFlusher>();
         builder.Services.AddSingleton<GenerationRunner>();
         builder.Services.AddHostedService<RequestConsumer>();
         return builder;

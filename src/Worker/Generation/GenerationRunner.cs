@@ -36,6 +36,7 @@ internal sealed class GenerationRunner(
     IOptionsMonitor<StreamingOptions> streaming,
     WorkerTelemetry telemetry,
     RedisWriteRetry writeRetry,
+    StreamFlusher flusher,
     ILogger<GenerationRunner> logger)
 {
     /// <summary>Runs the request in <paramref name="entry"/>; never throws.</summary>
@@ -61,7 +62,7 @@ internal sealed class GenerationRunner(
         telemetry.GenerationStarted();
         try
         {
-            var taken = await TokenStreamWriter.TakeAsync(db, writeRetry.Pipeline, id, limits);
+            var taken = await TokenStreamWriter.TakeAsync(flusher, id, limits);
             if (taken.Writer is not { } writer)
             {
                 // Ended already (an entry whose worker died between the end and its acknowledgement), or gone: expired while it
