@@ -78,13 +78,21 @@ internal sealed class StreamFlusher : IAsyncDisposable
     private readonly IConnectionMultiplexer _redis;
     private readonly Channel<TokenStreamWriter> _ready = Channel.CreateUnbounded<TokenStreamWriter>(
         new UnboundedChannelOptions { SingleReader = true });
+    private readonly Dictionary<int, List<Call>> _calls = [];
+    private readonly List<Task> _sending = [];
     private readonly Task _flushing;
 
     public StreamFlusher(IConnectionMultiplexer redis, RedisWriteRetry retry)
+        : this(redis, retry.Pipeline, run: true)
+    {
+    }
+
+    /// <summary>With <paramref name="run"/> false nothing is sent until <see cref="FlushReadyAsync"/> is called.</summary>
+    internal StreamFlusher(IConnectionMultiplexer redis, ResiliencePipeline retry, bool run)
     {
         _redis = redis;
-        Retry = retry.Pipeline;
-        _flushing = FlushLoopAsync();
+        Retry = retry;
+        _flushing = run ? RunAsync() : Task.CompletedTask;
     }
 
     public IDatabase Database => _redis.GetDatabase();
@@ -107,49 +115,61 @@ internal sealed class StreamFlusher : IAsyncDisposable
         await _flushing;
     }
 
-    private async Task FlushLoopAsync()
+    /// <summary>
+    /// One round: the next batch of every writer queued now, grouped by hash slot into calls sent together, and
+    /// each writer told its stream's state once its call is back.
+    /// </summary>
+    internal async Task FlushReadyAsync()
+    {
+        while (_ready.Reader.TryRead(out var writer))
+        {
+            if (writer.TakeBatch() is not { } batch)
+            {
+                continue;
+            }
+
+            // One slot for every key in standalone Redis (-1); the stream's own slot in a cluster.
+            var slot = _redis.GetHashSlot(batch.Keys[0]);
+            if (!_calls.TryGetValue(slot, out var forSlot))
+            {
+                _calls[slot] = forSlot = [];
+            }
+
+            if (forSlot.Count == 0 || !forSlot[^1].TryAdd(batch))
+            {
+                var call = new Call();
+                call.TryAdd(batch);
+                forSlot.Add(call);
+            }
+        }
+
+        foreach (var forSlot in _calls.Values)
+        {
+            foreach (var call in forSlot)
+            {
+                _sending.Add(SendAsync(call));
+            }
+
+            forSlot.Clear();
+        }
+
+        try
+        {
+            await Task.WhenAll(_sending);
+        }
+        finally
+        {
+            _sending.Clear();
+        }
+    }
+
+    private async Task RunAsync()
     {
         await Task.Yield();
-        var reader = _ready.Reader;
-        var calls = new Dictionary<int, List<Call>>();
-        var sending = new List<Task>();
-        while (await reader.WaitToReadAsync())
+        // The next round starts when the previous one is back: what arrived meanwhile goes out together.
+        while (await _ready.Reader.WaitToReadAsync())
         {
-            while (reader.TryRead(out var writer))
-            {
-                var batch = writer.TakeBatch();
-                if (batch is null)
-                {
-                    continue;
-                }
-
-                var slot = _redis.GetHashSlot(batch.Keys[0]);
-                if (!calls.TryGetValue(slot, out var forSlot))
-                {
-                    calls[slot] = forSlot = [];
-                }
-
-                if (forSlot.Count == 0 || !forSlot[^1].TryAdd(batch))
-                {
-                    var call = new Call();
-                    call.TryAdd(batch);
-                    forSlot.Add(call);
-                }
-            }
-
-            foreach (var forSlot in calls.Values)
-            {
-                foreach (var call in forSlot)
-                {
-                    sending.Add(SendAsync(call));
-                }
-
-                forSlot.Clear();
-            }
-
-            // The next round starts when this one is back: what arrived meanwhile goes out together.
-            await Task.WhenAll(sending);
-            sending.Clear();
+            await FlushReadyAsync();
         }
     }
 
