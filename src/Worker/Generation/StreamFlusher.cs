@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Polly;
 using StackExchange.Redis;
@@ -76,21 +77,23 @@ internal sealed class StreamFlusher : IAsyncDisposable
     public const int HeaderArguments = 7;
 
     private readonly IConnectionMultiplexer _redis;
+    private readonly WorkerTelemetry? _telemetry;
     private readonly Channel<TokenStreamWriter> _ready = Channel.CreateUnbounded<TokenStreamWriter>(
         new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<int, List<Call>> _calls = [];
     private readonly List<Task> _sending = [];
     private readonly Task _flushing;
 
-    public StreamFlusher(IConnectionMultiplexer redis, RedisWriteRetry retry)
-        : this(redis, retry.Pipeline, run: true)
+    public StreamFlusher(IConnectionMultiplexer redis, RedisWriteRetry retry, WorkerTelemetry telemetry)
+        : this(redis, retry.Pipeline, run: true, telemetry)
     {
     }
 
     /// <summary>With <paramref name="run"/> false nothing is sent until <see cref="FlushReadyAsync"/> is called.</summary>
-    internal StreamFlusher(IConnectionMultiplexer redis, ResiliencePipeline retry, bool run)
+    internal StreamFlusher(IConnectionMultiplexer redis, ResiliencePipeline retry, bool run, WorkerTelemetry? telemetry = null)
     {
         _redis = redis;
+        _telemetry = telemetry;
         Retry = retry;
         _flushing = run ? RunAsync() : Task.CompletedTask;
     }
@@ -121,6 +124,7 @@ internal sealed class StreamFlusher : IAsyncDisposable
     /// </summary>
     internal async Task FlushReadyAsync()
     {
+        var started = Stopwatch.GetTimestamp();
         while (_ready.Reader.TryRead(out var writer))
         {
             if (writer.TakeBatch() is not { } batch)
@@ -147,6 +151,7 @@ internal sealed class StreamFlusher : IAsyncDisposable
         {
             foreach (var call in forSlot)
             {
+                _telemetry?.StreamsPerCall(call.Batches.Count);
                 _sending.Add(SendAsync(call));
             }
 
@@ -160,6 +165,7 @@ internal sealed class StreamFlusher : IAsyncDisposable
         finally
         {
             _sending.Clear();
+            _telemetry?.StreamsFlushed(Stopwatch.GetElapsedTime(started));
         }
     }
 
