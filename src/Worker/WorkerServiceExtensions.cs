@@ -29,6 +29,7 @@ public static class WorkerServiceExtensions
         builder.Services.AddSingleton<WorkerTelemetry>();
         builder.Services.AddSingleton<ProviderPipelines>();
         builder.Services.AddSingleton<ProviderCatalog>();
+        builder.Services.AddSingleton<ProviderLimits>();
         builder.Services.AddSingleton<ProviderRouter>();
         builder.Services.AddSingleton<CancellationRegistry>();
         builder.Services.AddSingleton<RedisWriteRetry>();
