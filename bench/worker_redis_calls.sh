@@ -2,15 +2,16 @@
 # Redis round trips and Redis CPU per token written by the worker alone: N synthetic requests are queued straight
 # into a fresh redis-server (as the API would), one Release worker runs them all, and INFO commandstats / INFO cpu
 # are compared before and after. Round trips are commands clients sent: EVAL/EVALSHA count once, the commands
-# run inside the scripts do not (they are listed apart), and the one EXISTS per generation the worker sends itself
-# is counted. With --counters, dotnet-counters samples the worker (allocations, group-commit histograms).
+# run inside the scripts do not (they are listed apart). Workers built before the group commit also sent one EXISTS
+# per generation of their own: count it with --exists-sent. With --counters, dotnet-counters samples the worker
+# (allocations, CPU, group-commit histograms).
 #
 # Usage: bench/worker_redis_calls.sh [--streams 1000] [--tokens 32] [--token-delay 00:00:00.020]
-#                                    [--worker-dll src/Worker/bin/Release/net10.0/VixAspire.Worker.dll] [--counters]
+#          [--worker-dll src/Worker/bin/Release/net10.0/VixAspire.Worker.dll] [--counters] [--exists-sent]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-streams=1000 tokens=32 delay=00:00:00.020 dll=src/Worker/bin/Release/net10.0/VixAspire.Worker.dll counters=""
+streams=1000 tokens=32 delay=00:00:00.020 dll=src/Worker/bin/Release/net10.0/VixAspire.Worker.dll counters="" exists_sent=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --streams) streams=$2; shift 2 ;;
@@ -18,6 +19,7 @@ while [ $# -gt 0 ]; do
     --token-delay) delay=$2; shift 2 ;;
     --worker-dll) dll=$2; shift 2 ;;
     --counters) counters=1; shift ;;
+    --exists-sent) exists_sent=1; shift ;;
     *) echo "worker_redis_calls: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -87,19 +89,25 @@ end
 return n" 0 "$streams")
 
 # Commands the scripts run inside (not round trips); XLEN and INFO are this script's own.
-inside="xadd xrevrange hset hget pexpire exists publish time zcount get zrevrangebyscore set pttl xclaim xpending xack xdel"
-join -a 2 -e 0 -o 2.1,1.2,2.2 "$out/before" "$out/after" | awk -v inside="$inside" -v streams="$streams" -v tokens="$delivered" '
+inside="xadd xrevrange hset hget pexpire exists publish time zcount get zrevrangebyscore set pttl xclaim xpending"
+join -a 2 -e 0 -o 2.1,1.2,2.2 "$out/before" "$out/after" | awk -v inside="$inside" -v extra=$((exists_sent * streams)) -v tokens="$delivered" '
   BEGIN { n = split(inside, list, " "); for (i = 1; i <= n; i++) isInside[list[i]] = 1 }
   $1 == "xlen" || $1 == "info" { next }
   { d = $3 - $2; if (d == 0) next
     if (isInside[$1]) { within += d; printf "  %-18s %9d  (inside scripts)\n", $1, d }
     else { sent += d; printf "  %-18s %9d\n", $1, d } }
   END {
-    # GenerationRunner checks the cancelled flag with one EXISTS of its own per generation.
-    sent += streams
+    sent += extra; within -= extra
     printf "tokens delivered: %d\nround trips (commands sent): %d = %.4f per token\ncommands run inside scripts: %d = %.3f per token\n", \
-      tokens, sent, sent / tokens, within - streams, (within - streams) / tokens }'
+      tokens, sent, sent / tokens, within, within / tokens }'
 echo "redis cpu: $(echo "$cpu_after - $cpu_before" | bc) s = $(echo "scale=3; ($cpu_after - $cpu_before) * 1000000 / $delivered" | bc) us per token"
 echo "wall: ${elapsed}s (worker start to queue empty); $(echo "scale=0; $delivered / $elapsed" | bc) tokens/s"
-[ -n "$counters" ] && echo "counters: $out/counters.csv"
+if [ -n "$counters" ]; then
+  # Per-second rates summed over the run (sampling starts a second after the worker, so most of its start-up is left out).
+  awk -F, -v tokens="$delivered" '
+    $3 ~ /^dotnet.gc.heap.total_allocated/ { bytes += $5 }
+    $3 ~ /^dotnet.process.cpu.time/ { cpu += $5 }
+    END { printf "worker: %.0f bytes allocated per token, %.1f us CPU per token\n", bytes / tokens, cpu * 1000000 / tokens }' "$out/counters.csv"
+  echo "counters: $out/counters.csv"
+fi
 echo "output in $out"
