@@ -188,7 +188,14 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
 
         if (state == 2 && !_cancelledByFlag.IsCancellationRequested)
         {
-            _cancelledByFlag.Cancel();
+            try
+            {
+                _cancelledByFlag.Cancel();
+            }
+            catch (AggregateException)
+            {
+                // A callback of the generation failed; the token is cancelled all the same, and the flusher must go on.
+            }
         }
 
         Release();
