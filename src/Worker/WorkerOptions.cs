@@ -6,9 +6,14 @@ public sealed class WorkerOptions
 {
     public const string SectionName = "Worker";
 
-    /// <summary>Generations one worker runs at once; it reads no more requests than it has room for.</summary>
+    /// <summary>
+    /// Generations one worker runs at once, whatever their provider; it reads no more requests than it has room for.
+    /// A generation mostly waits (on its provider, then on Redis), so the default is set by memory and fairness
+    /// between workers, not by a model's capacity: each OpenAI-compatible upstream has its own, lower
+    /// <c>MaxConcurrency</c>, and the synthetic provider, which is not a GPU, has none.
+    /// </summary>
     [Range(1, 100_000)]
-    public int MaxConcurrency { get; set; } = 256;
+    public int MaxConcurrency { get; set; } = 4096;
 
     /// <summary>How long one blocking <c>XREADGROUP</c> waits on the worker's own connection.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:00:30")]

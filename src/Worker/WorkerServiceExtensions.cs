@@ -32,9 +32,11 @@ public static class WorkerServiceExtensions
         builder.Services.AddSingleton<WorkerTelemetry>();
         builder.Services.AddSingleton<ProviderPipelines>();
         builder.Services.AddSingleton<ProviderCatalog>();
+        builder.Services.AddSingleton<ProviderLimits>();
         builder.Services.AddSingleton<ProviderRouter>();
         builder.Services.AddSingleton<CancellationRegistry>();
         builder.Services.AddSingleton<RedisWriteRetry>();
+        builder.Services.AddSingleton<StreamFlusher>();
         builder.Services.AddSingleton<GenerationRunner>();
         builder.Services.AddHostedService<RequestConsumer>();
         return builder;

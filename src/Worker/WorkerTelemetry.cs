@@ -16,6 +16,8 @@ internal sealed class WorkerTelemetry
     private readonly Counter<long> _outputTokens;
     private readonly Counter<long> _errors;
     private readonly UpDownCounter<long> _activeGenerations;
+    private readonly Histogram<double> _flushDuration;
+    private readonly Histogram<int> _streamsPerCall;
 
     public WorkerTelemetry(IMeterFactory meterFactory)
     {
@@ -35,6 +37,13 @@ internal sealed class WorkerTelemetry
         _outputTokens = meter.CreateCounter<long>("vix.worker.output_tokens", unit: "{token}", description: "Token events appended.");
         _errors = meter.CreateCounter<long>("vix.worker.errors", unit: "{error}", description: "inference.error events written, by code.");
         _activeGenerations = meter.CreateUpDownCounter<long>("vix.worker.active_generations", unit: "{generation}", description: "Generations running now.");
+        _flushDuration = meter.CreateHistogram<double>(
+            "vix.worker.stream_flush.duration", unit: "s",
+            description: "One group commit of token-stream batches: the longest a token waits behind the one in flight.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1] });
+        _streamsPerCall = meter.CreateHistogram<int>(
+            "vix.worker.stream_flush.streams", unit: "{stream}", description: "Streams whose batches one script call carried.",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
     }
 
     public void RecordTimeToFirstToken(TimeSpan elapsed)
@@ -42,6 +51,10 @@ internal sealed class WorkerTelemetry
         _timeToFirstToken.Record(elapsed.TotalSeconds);
         Activity.Current?.AddEvent(new ActivityEvent("gen_ai.first_token"));
     }
+
+    public void StreamsFlushed(TimeSpan elapsed) => _flushDuration.Record(elapsed.TotalSeconds);
+
+    public void StreamsPerCall(int streams) => _streamsPerCall.Record(streams);
 
     public void GenerationStarted() => _activeGenerations.Add(1);
 

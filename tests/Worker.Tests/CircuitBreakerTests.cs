@@ -92,7 +92,8 @@ public sealed class CircuitBreakerTests : IAsyncDisposable
         };
         _pipelines = new ProviderPipelines(new FixedOptionsMonitor<ProviderResilienceOptions>(settings),
             new OpenAiUpstreamNames(upstream ? [_provider] : []), _clock, NullLoggerFactory.Instance);
-        return new ProviderRouter(_pipelines, NullLogger<ProviderRouter>.Instance);
+        var limits = new ProviderLimits(new FixedOptionsMonitor<OpenAiUpstreamOptions>(new OpenAiUpstreamOptions()), new OpenAiUpstreamNames([]));
+        return new ProviderRouter(_pipelines, limits, NullLogger<ProviderRouter>.Instance);
     }
 
     /// <summary>Opens a stream through the router: null when one opened, else the refusal.</summary>

@@ -172,16 +172,5 @@ public sealed class RequestConsumerTests(RequestConsumerTests.Fixture fixture) :
 
     private Task AssertQueueSettledAsync(string id) => WaitUntilDequeuedAsync(fixture.Redis.Connection, id, Ct);
 
-    private async Task<long> ScriptCallsAsync()
-    {
-        var server = fixture.Redis.Connection.GetServers()[0];
-        var stats = await server.InfoAsync("commandstats");
-        long calls = 0;
-        foreach (var pair in stats.SelectMany(g => g).Where(p => p.Key is "cmdstat_evalsha" or "cmdstat_eval"))
-        {
-            calls += long.Parse(pair.Value.Split(',')[0]["calls=".Length..], System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        return calls;
-    }
+    private Task<long> ScriptCallsAsync() => ScriptCalls.CountAsync(fixture.Redis.Connection);
 }

@@ -35,7 +35,7 @@ internal sealed class GenerationRunner(
     CancellationRegistry cancellations,
     IOptionsMonitor<StreamingOptions> streaming,
     WorkerTelemetry telemetry,
-    RedisWriteRetry writeRetry,
+    StreamFlusher flusher,
     ILogger<GenerationRunner> logger)
 {
     /// <summary>Runs the request in <paramref name="entry"/>; never throws.</summary>
@@ -59,9 +59,12 @@ internal sealed class GenerationRunner(
         var tokens = 0;
         var pickedUp = Stopwatch.GetTimestamp();
         telemetry.GenerationStarted();
+        // Registered before the take, which reads the cancelled flag: a DELETE is seen by one or the other.
+        using var cancelled = new CancellationTokenSource();
+        using var registration = cancellations.Register(id, cancelled);
         try
         {
-            var taken = await TokenStreamWriter.TakeAsync(db, writeRetry.Pipeline, id, limits);
+            var taken = await TokenStreamWriter.TakeAsync(flusher, id, limits);
             if (taken.Writer is not { } writer)
             {
                 // Ended already (an entry whose worker died between the end and its acknowledgement), or gone: expired while it
@@ -83,13 +86,13 @@ internal sealed class GenerationRunner(
                     // An earlier run sent tokens (or an error): its text cannot be continued by another run.
                     reason = await EndLostRunAsync(writer, taken.LastEvent);
                 }
-                else if (taken.Cancelled)
+                else if (taken.Cancelled || cancelled.IsCancellationRequested)
                 {
                     reason = EndReasons.Cancelled;
                 }
                 else
                 {
-                    (reason, tokens) = await GenerateAsync(db, id, request, writer, limits, stoppingToken);
+                    (reason, tokens) = await GenerateAsync(id, request, writer, limits, cancelled, stoppingToken);
                     if (reason is null)
                     {
                         // Shutting down before the first token: another worker can run it from the start.
@@ -126,11 +129,9 @@ internal sealed class GenerationRunner(
     }
 
     /// <summary>Runs the provider; a null reason means "hand the request back" (shutdown before any token).</summary>
-    private async Task<(string? Reason, int Tokens)> GenerateAsync(
-        IDatabase db, string id, InferenceRequest request, TokenStreamWriter writer, StreamingOptions limits, CancellationToken stoppingToken)
+    private async Task<(string? Reason, int Tokens)> GenerateAsync(string id, InferenceRequest request, TokenStreamWriter writer,
+        StreamingOptions limits, CancellationTokenSource cancelled, CancellationToken stoppingToken)
     {
-        using var cancelled = new CancellationTokenSource();
-        using var registration = cancellations.Register(id, cancelled);
         using var deadline = new CancellationTokenSource(limits.MaxDuration);
         using var firstToken = new CancellationTokenSource(limits.FirstTokenTimeout);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(
@@ -157,12 +158,6 @@ internal sealed class GenerationRunner(
         ChatFinishReason? finish = null;
         try
         {
-            // Registered first, checked second: a DELETE that came before the registration is still seen.
-            if (await writeRetry.Pipeline.ExecuteAsync(async ct => await db.KeyExistsAsync(RedisKeys.Cancelled(id)).WaitAsync(ct), linked.Token))
-            {
-                return (EndReasons.Cancelled, 0);
-            }
-
             // Retries and fallbacks happen in here, before the first token; after it, a failure is final.
             await using var opened = await router.OpenAsync(id, candidates, messages, options, linked.Token);
             await foreach (var update in opened.ReadAllAsync())

@@ -7,10 +7,10 @@ namespace VixAspire.Worker.Generation;
 
 /// <summary>
 /// Appends entries to one request's token stream, as the one generation allowed to write it. Entries queue in
-/// memory while a write is in flight and go out together: one script call per batch appends them all
-/// (<c>XADD ... NOMKSTREAM MAXLEN ~</c>), sets the expiry with the last one, and publishes one wake-up. At a
-/// model's pace each token is its own batch; when tokens arrive faster than a round trip, batches grow and round
-/// trips do not.
+/// memory and go out in batches through the worker's <see cref="StreamFlusher"/>, which sends the batches of many
+/// streams in one script call; this writer has at most one batch in flight, and what arrives meanwhile forms the
+/// next. At a model's pace each token is its own batch; when tokens arrive faster than a round trip, batches grow
+/// and round trips do not.
 /// </summary>
 /// <remarks>
 /// Fencing: <see cref="TakeAsync"/> makes this generation the stream's writer (<see cref="RedisKeys.Writer"/>),
@@ -36,50 +36,13 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
         return {1, event, redis.call('EXISTS', KEYS[4])}
         """;
 
-    // KEYS: token stream, writer hash, clients, cancelled flag, left, owner. ARGV[1] MAXLEN, ARGV[2] expiry in ms (0: leave
-    // as is; set with the end entry on every key of the request), ARGV[3] wake channel, ARGV[4] this writer,
-    // ARGV[5] batch number, ARGV[6] disconnect grace in ms, then event/data pairs. Returns 0 when the stream is
-    // gone, 3 when another writer owns it or it ended, 4 when batches this writer had applied are missing (a replica
-    // promoted by a failover had not received them yet), 2 when the request is cancelled (by a cancel the pub/sub
-    // message missed, or because no client has followed it for the grace), else 1. The end hands the stream to
-    // '~' .. writer, which refuses everyone, yet still tells that writer its retried end was applied. The wake-up is
-    // an SPUBLISH on a channel with the stream's hash tag, so it never leaves the stream's cluster slot.
-    private const string AppendScript = AttachLeases.Functions + """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-        local owner = redis.call('HGET', KEYS[2], 'o')
-        local applied = tonumber(redis.call('HGET', KEYS[2], 's') or '0')
-        local batch = tonumber(ARGV[5])
-        if owner == '~' .. ARGV[4] and batch <= applied then return 1 end
-        if owner ~= ARGV[4] then return 3 end
-        if batch > applied + 1 then return 4 end
-        if batch > applied then
-          for i = 7, #ARGV, 2 do
-            redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i], 'd', ARGV[i + 1])
-          end
-          redis.call('HSET', KEYS[2], 's', batch)
-          if ARGV[2] ~= '0' then
-            redis.call('HSET', KEYS[2], 'o', '~' .. ARGV[4])
-            for k = 1, #KEYS do redis.call('PEXPIRE', KEYS[k], ARGV[2]) end
-          end
-          redis.call('SPUBLISH', ARGV[3], '')
-        end
-        if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
-        if ARGV[2] == '0' and vix_abandoned(KEYS[3], KEYS[5], ARGV[6]) then
-          redis.call('SET', KEYS[4], '1', 'PX', math.max(1, redis.call('PTTL', KEYS[1])))
-          return 2
-        end
-        return 1
-        """;
-
     private const int MaxEntriesPerBatch = 512;
-    private const int FixedArguments = 6;
 
     private static readonly RedisValue TokenEvent = EventNames.Token;
     private static readonly RedisValue ErrorEvent = EventNames.Error;
     private static readonly RedisValue EndEvent = EventNames.End;
 
-    private readonly IDatabase _db;
-    private readonly ResiliencePipeline _retry;
+    private readonly StreamFlusher _flusher;
     private readonly RedisKey[] _keys;
     private readonly RedisValue _maxLength;
     private readonly RedisValue _channel;
@@ -88,21 +51,23 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     private readonly long _finalTtlMilliseconds;
     private readonly Channel<Pending> _pending = Channel.CreateBounded<Pending>(
         new BoundedChannelOptions(4 * MaxEntriesPerBatch) { SingleReader = true, SingleWriter = true });
-    private readonly Task _flushing;
+    private readonly List<RedisValue> _arguments = new(StreamFlusher.HeaderArguments + 2 * MaxEntriesPerBatch);
+    private readonly TaskCompletionSource _flushed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _cancelledByFlag = new();
     private long _batch;
 
-    private TokenStreamWriter(IDatabase db, ResiliencePipeline retry, string id, string owner, StreamingOptions limits)
+    /// <summary>1 while this writer is queued at the flusher or has a batch in flight there, else 0.</summary>
+    private int _scheduled;
+
+    private TokenStreamWriter(StreamFlusher flusher, string id, string owner, StreamingOptions limits)
     {
-        _db = db;
-        _retry = retry;
+        _flusher = flusher;
         _keys = KeysOf(id);
         _maxLength = limits.MaxStreamEntries;
         _channel = RedisKeys.Wake(id).ToString();
         _owner = owner;
         _graceMilliseconds = (long)limits.DisconnectGrace.TotalMilliseconds;
         _finalTtlMilliseconds = (long)limits.ResumeWindow.TotalMilliseconds;
-        _flushing = FlushLoopAsync();
     }
 
     /// <summary>What a generation found when it took its stream.</summary>
@@ -115,23 +80,24 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     /// Makes a new generation the stream's only writer, fencing off any earlier one (a worker presumed dead that is
     /// in fact alive), and renews the stream's expiry from now.
     /// </summary>
-    public static async Task<Taken> TakeAsync(IDatabase db, ResiliencePipeline retry, string id, StreamingOptions limits)
+    public static async Task<Taken> TakeAsync(StreamFlusher flusher, string id, StreamingOptions limits)
     {
         var owner = Guid.NewGuid().ToString("N");
         var ttl = (long)limits.InitialStreamTtl.TotalMilliseconds;
         var keys = KeysOf(id);
-        var result = (RedisResult[])(await retry.ExecuteAsync(
+        var db = flusher.Database;
+        var result = (RedisResult[])(await flusher.Retry.ExecuteAsync(
             async _ => await db.ScriptEvaluateAsync(TakeScript, keys, [owner, ttl]), CancellationToken.None))!;
         var state = (int)result[0];
         return state == 1
-            ? new Taken(new TokenStreamWriter(db, retry, id, owner, limits), false, result[1].ToString(), (int)result[2] == 1)
+            ? new Taken(new TokenStreamWriter(flusher, id, owner, limits), false, result[1].ToString(), (int)result[2] == 1)
             : new Taken(null, state == 2, result[1].ToString(), false);
     }
 
     /// <summary>True once another generation took the stream over: this one must neither write nor settle its entry.</summary>
     public bool Fenced { get; private set; }
 
-    public bool IsOpen => !_flushing.IsCompleted;
+    public bool IsOpen => !_flushed.Task.IsCompleted;
 
     /// <summary>Cancelled when a write finds the request marked cancelled in Redis.</summary>
     public CancellationToken CancelledInRedis => _cancelledByFlag.Token;
@@ -146,18 +112,18 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     public async Task CompleteAsync(string reason, int outputTokens)
     {
         await EnqueueAsync(new Pending(EndEvent, Envelopes.End(reason, outputTokens)), CancellationToken.None);
-        _pending.Writer.TryComplete();
-        await _flushing;
+        CompleteWriting();
+        await _flushed.Task;
     }
 
     public async ValueTask DisposeAsync()
     {
-        _pending.Writer.TryComplete();
+        CompleteWriting();
         try
         {
-            await _flushing;
+            await _flushed.Task;
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
             // Already reported to whoever awaited CompleteAsync; disposal must not throw.
         }
@@ -167,14 +133,106 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
         }
     }
 
-    private ValueTask EnqueueAsync(Pending entry, CancellationToken cancellationToken) =>
-        _pending.Writer.TryWrite(entry) ? ValueTask.CompletedTask : EnqueueSlowAsync(entry, cancellationToken);
+    /// <summary>
+    /// Called by the flusher: numbers and returns the next batch (entries waiting, up to a bound), or null when nothing
+    /// waits; then, once everything is written, the writer is done.
+    /// </summary>
+    internal StreamBatch? TakeBatch()
+    {
+        var reader = _pending.Reader;
+        _arguments.Clear();
+        _arguments.Add(_maxLength);
+        _arguments.Add(0);
+        _arguments.Add(_channel);
+        _arguments.Add(_owner);
+        _arguments.Add(_batch + 1);
+        _arguments.Add(_graceMilliseconds);
+        _arguments.Add(0);
+        var bytes = 0;
+        var entries = 0;
+        while (entries < MaxEntriesPerBatch && reader.TryRead(out var entry))
+        {
+            _arguments.Add(entry.Event);
+            _arguments.Add(entry.Data);
+            bytes += entry.Data.Length;
+            entries++;
+            if (entry.Event == EndEvent)
+            {
+                _arguments[1] = _finalTtlMilliseconds;
+            }
+        }
+
+        if (entries == 0)
+        {
+            // Scheduled for its completion, or a wake-up raced with the previous batch: nothing to send.
+            Release();
+            return null;
+        }
+
+        _batch++;
+        _arguments[StreamFlusher.HeaderArguments - 1] = entries;
+        return new StreamBatch(this, _keys, _arguments, bytes);
+    }
+
+    /// <summary>Called by the flusher with the script's state for this writer's batch.</summary>
+    internal void Applied(int state)
+    {
+        if (state is 0 or 3 or 4)
+        {
+            // Gone, or written by another generation now: stop accepting, so the generation sees IsOpen == false.
+            // Entries lost with a failover count as fenced: the stream has a gap this writer cannot fill, so the
+            // entry stays pending and whoever claims it ends the stream with worker_lost.
+            Fenced = state is 3 or 4;
+            _pending.Writer.TryComplete();
+            _flushed.TrySetResult();
+            return;
+        }
+
+        if (state == 2 && !_cancelledByFlag.IsCancellationRequested)
+        {
+            try
+            {
+                _cancelledByFlag.Cancel();
+            }
+            catch (AggregateException)
+            {
+                // A callback of the generation failed; the token is cancelled all the same, and the flusher must go on.
+            }
+        }
+
+        Release();
+    }
+
+    /// <summary>Called by the flusher when a batch could not be written (Redis failed past the retries).</summary>
+    internal void Fail(Exception cause)
+    {
+        _pending.Writer.TryComplete(cause);
+        _flushed.TrySetException(cause);
+    }
+
+    private void CompleteWriting()
+    {
+        _pending.Writer.TryComplete();
+        Schedule();
+    }
+
+    private ValueTask EnqueueAsync(Pending entry, CancellationToken cancellationToken)
+    {
+        if (!_pending.Writer.TryWrite(entry))
+        {
+            return EnqueueSlowAsync(entry, cancellationToken);
+        }
+
+        Schedule();
+        return ValueTask.CompletedTask;
+    }
 
     private async ValueTask EnqueueSlowAsync(Pending entry, CancellationToken cancellationToken)
     {
         try
         {
             await _pending.Writer.WriteAsync(entry, cancellationToken);
+            Schedule();
         }
         catch (ChannelClosedException)
         {
@@ -182,64 +240,34 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
         }
     }
 
-    private async Task FlushLoopAsync()
+    /// <summary>Hands this writer to the flusher unless it is there already (queued, or its batch in flight).</summary>
+    private void Schedule()
     {
-        await Task.Yield();
-        try
+        if (Interlocked.CompareExchange(ref _scheduled, 1, 0) == 0)
         {
-            await FlushBatchesAsync();
-        }
-        catch (Exception ex)
-        {
-            _pending.Writer.TryComplete(ex);
-            throw;
+            _flusher.Schedule(this);
         }
     }
 
-    private async Task FlushBatchesAsync()
+    /// <summary>
+    /// Off the flusher: done once the generation stopped writing and everything is sent; queued again when entries
+    /// arrived meanwhile (an entry written while this writer was scheduled did not queue it).
+    /// </summary>
+    private void Release()
     {
-        var reader = _pending.Reader;
-        var args = new List<RedisValue>(FixedArguments + 2 * MaxEntriesPerBatch);
-        while (await reader.WaitToReadAsync())
+        // A full fence: the checks below must not be read before the flag is cleared.
+        Interlocked.Exchange(ref _scheduled, 0);
+        if (_pending.Reader.Completion.IsCompleted)
         {
-            args.Clear();
-            args.Add(_maxLength);
-            args.Add(0);
-            args.Add(_channel);
-            args.Add(_owner);
-            args.Add(++_batch);
-            args.Add(_graceMilliseconds);
-            while (args.Count < FixedArguments + 2 * MaxEntriesPerBatch && reader.TryRead(out var entry))
-            {
-                args.Add(entry.Event);
-                args.Add(entry.Data);
-                if (entry.Event == EndEvent)
-                {
-                    args[1] = _finalTtlMilliseconds;
-                }
-            }
-
-            RedisValue[] values = [.. args];
-            var result = (int)await _retry.ExecuteAsync(
-                async _ => await _db.ScriptEvaluateAsync(AppendScript, _keys, values), CancellationToken.None);
-            if (result is 0 or 3 or 4)
-            {
-                // Gone, or written by another generation now: stop accepting, so the generation sees IsOpen == false.
-                // Entries lost with a failover count as fenced: the stream has a gap this writer cannot fill, so the
-                // entry stays pending and whoever claims it ends the stream with worker_lost.
-                Fenced = result is 3 or 4;
-                _pending.Writer.TryComplete();
-                return;
-            }
-
-            if (result == 2 && !_cancelledByFlag.IsCancellationRequested)
-            {
-                await _cancelledByFlag.CancelAsync();
-            }
+            _flushed.TrySetResult();
+        }
+        else if (_pending.Reader.Count > 0)
+        {
+            Schedule();
         }
     }
 
-    private static RedisKey[] KeysOf(string id) =>
+    internal static RedisKey[] KeysOf(string id) =>
         [RedisKeys.Tokens(id), RedisKeys.Writer(id), RedisKeys.Clients(id), RedisKeys.Cancelled(id), RedisKeys.Left(id), RedisKeys.Owner(id)];
 
     private readonly record struct Pending(RedisValue Event, byte[] Data);

@@ -25,6 +25,13 @@ public sealed class OpenAiUpstreamOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Generations one worker streams from this upstream at once; more wait in the worker, oldest first. About the
+    /// sequences the server batches well (vLLM's <c>--max-num-seqs</c> over the workers sharing it).
+    /// </summary>
+    [Range(1, 100_000)]
+    public int MaxConcurrency { get; set; } = 64;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (Endpoint is { } endpoint && (!endpoint.IsAbsoluteUri || endpoint.Scheme is not ("http" or "https")))

@@ -11,7 +11,7 @@ namespace VixAspire.Worker.Providers;
 /// to the client in here, which is what makes retry and fallback safe; once a stream is returned, its failures
 /// are final.
 /// </summary>
-internal sealed class ProviderRouter(ProviderPipelines pipelines, ILogger<ProviderRouter> logger)
+internal sealed class ProviderRouter(ProviderPipelines pipelines, ProviderLimits limits, ILogger<ProviderRouter> logger)
 {
     /// <summary>
     /// Returns a stream positioned just after its first text update (or at its end, when a provider finished
@@ -31,6 +31,8 @@ internal sealed class ProviderRouter(ProviderPipelines pipelines, ILogger<Provid
                 Activity.Current?.AddEvent(new ActivityEvent("vix.fallback", tags: new ActivityTagsCollection { ["vix.model"] = request.Candidate.Model }));
             }
 
+            // Held for the stream's whole life (the stream releases it), across this candidate's retries.
+            var lease = await limits.AcquireAsync(request.Candidate.Provider, cancellationToken);
             // No operation key: Polly tags its metrics with it, and a request id would make one series per request.
             var context = ResilienceContextPool.Shared.Get(cancellationToken);
             try
@@ -39,6 +41,8 @@ internal sealed class ProviderRouter(ProviderPipelines pipelines, ILogger<Provid
                     static (context, state) => state.Router.TryOpenAsync(state.Request, context.CancellationToken), context, (Router: this, Request: request));
                 if (attempt.Stream is { } stream)
                 {
+                    stream.Hold(lease);
+                    lease = null;
                     return stream;
                 }
             }
@@ -50,6 +54,7 @@ internal sealed class ProviderRouter(ProviderPipelines pipelines, ILogger<Provid
             finally
             {
                 ResilienceContextPool.Shared.Return(context);
+                lease?.Dispose();
             }
         }
 
@@ -134,6 +139,11 @@ internal sealed class OpenedStream(
     IAsyncEnumerator<ChatResponseUpdate> updates, CancellationTokenSource attempt, List<ChatResponseUpdate> buffered, bool ended)
     : IAsyncDisposable
 {
+    private IDisposable? _lease;
+
+    /// <summary>Keeps <paramref name="lease"/> (the provider's concurrency slot) until the stream is disposed.</summary>
+    public void Hold(IDisposable? lease) => _lease = lease;
+
     /// <summary>The updates already read, then the rest of the response. Cancellation is the token the stream was opened with.</summary>
     public async IAsyncEnumerable<ChatResponseUpdate> ReadAllAsync()
     {
@@ -166,6 +176,7 @@ internal sealed class OpenedStream(
         finally
         {
             attempt.Dispose();
+            _lease?.Dispose();
         }
     }
 }
