@@ -520,6 +520,9 @@ def hold(name, url, port, args, servers, redis=None):
     # Held: the server has accepted the connection and, for VixAspire, an API replica follows the stream.
     while time.monotonic() < ramp_deadline:
         open_now = established(port) - accepted_before
+        if redis and open_now >= n:
+            # Accepted by the gateway is not yet held: wait until an API replica follows each stream.
+            open_now = min(open_now, redis.wake_subscriptions() - subscribed_before)
         if open_now != last:
             last, last_change = open_now, time.monotonic()
         if open_now >= n or (time.monotonic() - last_change > 10 and time.monotonic() > ramp_deadline - args.hold_settle):
@@ -910,7 +913,7 @@ def main():
     parser.add_argument("--redis-maxmemory", default="4gb")
     parser.add_argument("--hold", type=int, default=10000, help="idle streams to hold open (0 skips the hold)")
     parser.add_argument("--hold-clients", type=int, default=2)
-    parser.add_argument("--hold-rate", type=int, default=500, help="new idle streams per second")
+    parser.add_argument("--hold-rate", type=int, default=250, help="new idle streams per second")
     parser.add_argument("--hold-settle", type=int, default=30, help="seconds past the ramp to wait for every stream")
     parser.add_argument("--idle-window", type=int, default=30)
     parser.add_argument("--heartbeat-seconds", type=float, default=15)
