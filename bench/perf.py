@@ -535,6 +535,8 @@ def hold(name, url, port, args, servers, redis=None):
     if redis:
         held["followed"] = redis.wake_subscriptions() - subscribed_before
     rss_held = {k: p.rss_kib() for k, p in servers}
+    # Descriptors open on the whole machine: the load tool's sockets count too, and the machine has a ceiling.
+    file_handles = int(open("/proc/sys/fs/file-nr").read().split()[0])
     log(f"hold {name}: {held} of {n} held; idle window of {args.idle_window} s")
     redis_before = redis.snapshot() if redis else None
     time.sleep(args.idle_window)
@@ -565,7 +567,7 @@ def hold(name, url, port, args, servers, redis=None):
     return {
         "requested": n, "clients": clients, "held": held, "held_end": held_end, "streams": streams,
         "rss_before": before, "rss_held": rss_held, "rss_end": rss_end, "fds_before": fds_before, "fds_held": fds_held,
-        "kib_per_stream": per_stream, "idle": idle, "alive_during": alive_during,
+        "kib_per_stream": per_stream, "idle": idle, "alive_during": alive_during, "file_handles": file_handles,
     }
 
 
@@ -824,8 +826,10 @@ def client_text(h):
 
 
 def rss_text(h):
-    return ", ".join(f"{k} {h['rss_before'][k] / 1024:.0f} → {max(h['rss_held'][k] or 0, h['rss_end'][k] or 0) / 1024:.0f}"
-                     for k in h["rss_before"] if h["rss_before"][k])
+    def held(k):
+        rss = max(h["rss_held"][k] or 0, h["rss_end"][k] or 0)
+        return f"{rss / 1024:.0f}" if rss else "died"
+    return ", ".join(f"{k} {h['rss_before'][k] / 1024:.0f} → {held(k)}" for k in h["rss_before"] if h["rss_before"][k])
 
 
 def per_stream_text(h):
@@ -833,7 +837,8 @@ def per_stream_text(h):
 
 
 def fds_text(h):
-    return ", ".join(f"{k} {h['fds_before'][k]} → {h['fds_held'][k]}" for k in h["fds_before"])
+    return ", ".join(f"{k} {h['fds_before'][k]} → {h['fds_held'][k] if h['fds_held'][k] is not None else 'died'}" for k in h["fds_before"]) + \
+        f"; on the whole machine {h['file_handles']:,}"
 
 
 def idle_per_interval(h, args):

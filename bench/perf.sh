@@ -6,7 +6,7 @@
 #
 # Usage: bench/perf.sh [--skip-apphost] [--hold N] [--levels 1,100,1000] [--seconds 20] [--apphost-port 8080] ...
 #        (bench/perf.py --help lists every option)
-# Takes about 8 minutes on 2 cores. Every process it starts is stopped when it ends, however it ends.
+# Takes about 10 minutes on 2 cores (the build included). Every process it starts is stopped when it ends, however it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
