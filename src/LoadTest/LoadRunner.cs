@@ -25,6 +25,7 @@ internal sealed class LoadRunner(HttpClient http, LoadTestSettings settings, Loa
 
     public async Task<LoadReport> RunAsync(Action<LoadProgress>? onProgress, CancellationToken cancellationToken)
     {
+        await WarmUpAsync(cancellationToken);
         var report = new ReportBuilder(settings);
         var started = _time.GetTimestamp();
         var next = new StrongBox<int>(-1);
@@ -33,6 +34,23 @@ internal sealed class LoadRunner(HttpClient http, LoadTestSettings settings, Loa
             .ToArray();
         await Task.WhenAll(workers);
         return report.Build(_time.GetElapsedTime(started), cancellationToken.IsCancellationRequested);
+    }
+
+    /// <summary>
+    /// <see cref="LoadTestSettings.WarmupStreams"/> streams at the run's concurrency, not counted: the first streams of
+    /// a process pay for its JIT and its connections, which are the tool's costs, not the server's latency.
+    /// </summary>
+    private async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        var next = new StrongBox<int>(-1);
+        var workers = Enumerable.Range(0, Math.Min(settings.Concurrency, settings.WarmupStreams)).Select(async _ =>
+        {
+            while (!cancellationToken.IsCancellationRequested && Interlocked.Increment(ref next.Value) is var index && index < settings.WarmupStreams)
+            {
+                await RunStreamAsync(index, cancellationToken);
+            }
+        });
+        await Task.WhenAll(workers);
     }
 
     private async Task WorkAsync(StrongBox<int> next, long runStarted, ReportBuilder report, Action<LoadProgress>? onProgress, CancellationToken cancellationToken)

@@ -47,11 +47,15 @@ internal static class LoadTestCommand
         var maxTokens = Check(new Option<int>("--max-tokens") { Description = "max_tokens of each request.", DefaultValueFactory = _ => 64 }, v => v is >= 1 and <= 32_768, "from 1 to 32768");
         var prompt = new Option<string>("--prompt") { Description = "Prompt; the stream number is appended so streams differ.", DefaultValueFactory = _ => LoadTestSettings.DefaultPrompt };
         var json = new Option<string?>("--json") { Description = "Write the JSON report to this file, or to stdout with '-' (the table then goes to stderr)." };
+        var warmup = Check(new Option<int>("--warmup")
+        {
+            Description = "Streams to run first, at the same concurrency, left out of the report (the tool's own start: JIT, connections).",
+        }, v => v >= 0, "0 or more");
         var noProgress = new Option<bool>("--no-progress") { Description = "No live progress (it is off anyway when output is redirected)." };
 
         var command = new RootCommand("Load test for the VixAspire gateway: runs POST /infer/stream streams, checks each one and reports latency percentiles.")
         {
-            url, streams, concurrency, rate, duration, model, maxTokens, prompt, json, noProgress,
+            url, streams, concurrency, rate, duration, model, maxTokens, prompt, warmup, json, noProgress,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(
             new LoadTestSettings
@@ -64,6 +68,7 @@ internal static class LoadTestCommand
                 Model = parse.GetValue(model)!,
                 MaxTokens = parse.GetValue(maxTokens),
                 Prompt = parse.GetValue(prompt)!,
+                WarmupStreams = parse.GetValue(warmup),
             },
             parse.GetValue(json),
             parse.GetValue(noProgress),

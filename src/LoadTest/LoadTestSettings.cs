@@ -23,6 +23,9 @@ internal sealed record LoadTestSettings
 
     public string Prompt { get; init; } = DefaultPrompt;
 
+    /// <summary>Streams run before the measured ones and left out of the report.</summary>
+    public int WarmupStreams { get; init; }
+
     // The synthetic model's text depends on the prompt: varying it keeps streams from being identical.
     public string PromptFor(int index) => $"{Prompt} (stream {index})";
 }

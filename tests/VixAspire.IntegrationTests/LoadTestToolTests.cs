@@ -213,6 +213,25 @@ public sealed class LoadTestToolTests(LoadTestToolTests.Fixture fixture) : IClas
     }
 
     [Fact]
+    public async Task WarmUpStreamsRunFirstAndAreLeftOutOfTheReport()
+    {
+        var settings = new LoadTestSettings { Url = fixture.Gateway, Streams = 6, Concurrency = 2, MaxTokens = 4, WarmupStreams = 4 };
+        var requests = 0;
+        using var http = new HttpClient(new CountingHandler(() => Interlocked.Increment(ref requests)))
+        {
+            BaseAddress = settings.Url,
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
+
+        var report = await new LoadRunner(http, settings).RunAsync(null, Ct).WaitAsync(TimeSpan.FromMinutes(2), Ct);
+
+        Assert.Equal(10, requests);
+        Assert.Equal(new StreamCounts(Requested: 6, Started: 6, Completed: 6, Failed: 0, Incomplete: 0, Interrupted: 0, NotStarted: 0), report.Streams);
+        Assert.Equal(24, report.Tokens);
+        Assert.Equal(6, report.TimeToFirstTokenMs.Count);
+    }
+
+    [Fact]
     public async Task TheCommandWritesAJsonReportAndExitsWithZero()
     {
         var path = Path.Combine(Path.GetTempPath(), $"vixaspire-loadtest-{Guid.NewGuid():N}.json");
@@ -247,6 +266,16 @@ public sealed class LoadTestToolTests(LoadTestToolTests.Fixture fixture) : IClas
 
         Assert.Equal(KnownResourceStates.Finished, finished.Snapshot.State?.Text);
         Assert.Equal(LoadTestCommand.Success, finished.Snapshot.ExitCode);
+    }
+
+    /// <summary>Counts the requests the runner sends, over a real socket handler.</summary>
+    private sealed class CountingHandler(Action onSend) : DelegatingHandler(new SocketsHttpHandler())
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            onSend();
+            return base.SendAsync(request, cancellationToken);
+        }
     }
 
     private static void WriteTable(LoadReport report)
