@@ -366,11 +366,21 @@ class Stack:
             "Providers__Synthetic__TokenDelay": f"00:00:00.{self.args.token_delay_ms:03d}",
         })
         worker.update(worker_extra or {})
-        self.apis = [self.service("StreamApi", f"streamapi-{i}.{g}", "StreamApi", redis) for i in range(self.api_replicas)]
+        # StreamApi's two endpoints as the AppHost gives them: HTTP/1.1 for clients, cleartext HTTP/2 for the gateway.
+        endpoints = [(free_port(), free_port()) for _ in range(self.api_replicas)]
+        self.apis = [self.service("StreamApi", f"streamapi-{i}.{g}", "StreamApi", dict(redis, **{
+            "Kestrel__Endpoints__http__Url": f"http://127.0.0.1:{http}",
+            "Kestrel__Endpoints__h2__Url": f"http://127.0.0.1:{h2}",
+            "Kestrel__Endpoints__h2__Protocols": "Http2",
+        })) for i, (http, h2) in enumerate(endpoints)]
         self.workers = [self.service("Worker", f"worker-{i}.{g}", "Worker", worker) for i in range(self.worker_replicas)]
         for proc in self.apis + self.workers:
             proc.wait_listening()
-        destinations = {f"services__streamapi__http__{i}": api.address for i, api in enumerate(self.apis)}
+        destinations = {}
+        for i, (api, (http, h2)) in enumerate(zip(self.apis, endpoints)):
+            api.address = f"http://127.0.0.1:{http}"
+            destinations[f"services__streamapi__http__{i}"] = api.address
+            destinations[f"services__streamapi__h2__{i}"] = f"http://127.0.0.1:{h2}"
         self.gateway = self.service("Gateway", f"gateway.{g}", "Gateway", destinations)
         self.gateway.wait_listening()
         wait_healthy(self.gateway.address)
