@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +27,9 @@ TFM = "net10.0"
 LISTENING = re.compile(r"Now listening on: (http://\S+)")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Commands this script sends itself, left out of every count.
-OWN_COMMANDS = {"info", "auth", "pubsub"}
+OWN_COMMANDS = {"info", "auth", "pubsub", "monitor"}
+# One MONITOR line: `+<time> [<db> <client address, or lua>] "<COMMAND>" ...`.
+MONITOR_LINE = re.compile(rb'^\+\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]*)"', re.M)
 
 STARTED = time.monotonic()
 PROCS = []
@@ -206,17 +209,22 @@ def established(port):
 # Redis
 
 
+def resp(*args):
+    parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
 class Redis:
     """A minimal RESP client: AUTH, then one command at a time on one connection."""
 
     def __init__(self, port, password):
+        self.port, self.password = port, password
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         self.reader = self.sock.makefile("rb")
         self.call("AUTH", password)
 
     def call(self, *args):
-        parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-        self.sock.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+        self.sock.sendall(resp(*args))
         return self._read()
 
     def _read(self):
@@ -268,6 +276,72 @@ def delta(before, after):
     calls = {k: after["calls"].get(k, 0) - before["calls"].get(k, 0) for k in after["calls"]}
     calls = {k: v for k, v in calls.items() if v > 0}
     return {"calls": calls, "total": sum(calls.values()), "cpu": after["cpu"] - before["cpu"], "seconds": after["at"] - before["at"]}
+
+
+class MonitorSample:
+    """MONITOR on a connection of its own, in a thread: waits `delay` seconds, then keeps what Redis echoes for
+    `seconds` and closes. Redis also echoes the commands a script runs (client part `lua`), which commandstats counts
+    as well; the sample gives, per command name, the share that clients sent. Parsed only once joined, so that the
+    thread does little while the load runs. MONITOR slows Redis while it is on: keep the window short."""
+
+    def __init__(self, redis, delay, seconds):
+        self.port, self.password, self.delay, self.seconds = redis.port, redis.password, delay, seconds
+        # The bench's own connection: what it sends is not the services'.
+        self.own = f"127.0.0.1:{redis.sock.getsockname()[1]}".encode()
+        self.chunks, self.error, self.window = [], None, 0.0
+        self.thread = threading.Thread(target=self._run, name="monitor", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            time.sleep(self.delay)
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(resp("AUTH", self.password) + resp("MONITOR"))
+                started = time.monotonic()
+                while (now := time.monotonic()) - started < self.seconds:
+                    try:
+                        chunk = sock.recv(1 << 20)
+                    except socket.timeout:
+                        continue
+                    if not chunk:
+                        break
+                    self.chunks.append(chunk)
+                self.window = now - started
+        except OSError as error:
+            self.error = str(error)
+
+    def result(self):
+        """{"client": {name: n}, "lua": {name: n}, "seconds": window} once the sample ends; None if it failed."""
+        self.thread.join(self.delay + self.seconds + 10)
+        data = b"".join(self.chunks)
+        if self.error or self.thread.is_alive() or data.startswith(b"-"):
+            log(f"MONITOR sample failed: {self.error or data[:80]!r}")
+            return None
+        counts = {"client": {}, "lua": {}}
+        for client, name in MONITOR_LINE.findall(data):
+            name = name.decode(errors="replace").lower()
+            if client == self.own or name in OWN_COMMANDS:
+                continue
+            kind = counts["lua" if client == b"lua" else "client"]
+            kind[name] = kind.get(name, 0) + 1
+        return dict(counts, seconds=self.window)
+
+
+def split_calls(calls, sample):
+    """Commandstats calls split into client-sent and run inside scripts, name by name: a name's calls times its
+    client-sent share in the MONITOR sample. A name the sample did not see counts as client-sent (an upper bound),
+    and is listed under "unsampled"."""
+    client, lua, unsampled = {}, {}, {}
+    for key, count in calls.items():
+        name = key.split("|")[0]  # commandstats names subcommands `client|setname`; MONITOR shows `CLIENT` `SETNAME`
+        sent, inside = sample["client"].get(name, 0), sample["lua"].get(name, 0)
+        if sent + inside == 0:
+            unsampled[key] = count
+        share = sent / (sent + inside) if sent + inside else 1.0
+        client[key] = count * share
+        lua[key] = count - client[key]
+    return {"client": client, "lua": lua, "unsampled": unsampled,
+            "client_total": sum(client.values()), "lua_total": sum(lua.values())}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -478,17 +552,20 @@ def cpu_of(procs):
     return {name: p.cpu_seconds() for name, p in procs}
 
 
-def measured_run(name, url, concurrency, seconds, stack=None, max_tokens=32):
-    """One load run; with a stack, the CPU each of its processes used and Redis's command and CPU deltas."""
+def measured_run(name, url, concurrency, seconds, stack=None, max_tokens=32, monitor=(3, 2)):
+    """One load run; with a stack, the CPU each of its processes used, Redis's command and CPU deltas, and a MONITOR
+    sample of `monitor` = (delay, seconds) into the run that splits the commands into client-sent and script-internal."""
     procs = stack.processes() if stack else []
     cpu_before = cpu_of(procs)
     redis_before = stack.redis.snapshot() if stack else None
+    sample = MonitorSample(stack.redis, *monitor) if stack else None
     started = time.monotonic()
     # The tool's own first streams (its JIT, its connections) run first and are left out of its report.
     warmup = max(3, concurrency)
     load = Load(name, url, concurrency, seconds=seconds, max_tokens=max_tokens, warmup=warmup)
     report = load.finish(seconds + 60 + concurrency / 25)
     wall = time.monotonic() - started
+    sample = sample.result() if sample else None
     if report is None:
         log(f"{name}: the load tool wrote no report (exit {load.proc.popen.returncode}); see {load.proc.log_path}")
         return {"name": name, "report": None}
@@ -496,6 +573,9 @@ def measured_run(name, url, concurrency, seconds, stack=None, max_tokens=32):
     result = {"name": name, "report": report, "wall": wall, "delivered": report["tokens"] + warmup * max_tokens}
     if stack:
         result["redis"] = delta(redis_before, stack.redis.snapshot())
+        result["monitor"] = sample
+        if sample:
+            result["redis"].update(split_calls(result["redis"]["calls"], sample))
         after = cpu_of(procs)
         result["cpu"] = {k: (after[k] - cpu_before[k]) / wall for k in after if after[k] is not None and cpu_before[k] is not None}
         result["dead"] = [k for k, p in procs if not p.alive()]
@@ -549,8 +629,13 @@ def hold(name, url, port, args, servers, redis=None):
     file_handles = int(open("/proc/sys/fs/file-nr").read().split()[0])
     log(f"hold {name}: {held} of {n} held; idle window of {args.idle_window} s")
     redis_before = redis.snapshot() if redis else None
+    # Redis is all but idle here: MONITOR covers the whole window, so that it sees the worker's renewal script,
+    # which runs only every claim interval.
+    sample = MonitorSample(redis, 0, args.idle_window) if redis else None
     time.sleep(args.idle_window)
     idle = delta(redis_before, redis.snapshot()) if redis else None
+    if sample and (monitored := sample.result()):
+        idle.update(split_calls(idle["calls"], monitored), monitor=monitored)
     held_end = {"accepted": established(port) - accepted_before}
     if redis:
         held_end["followed"] = redis.wake_subscriptions() - subscribed_before
@@ -761,17 +846,18 @@ def render(args, info, rows, holds, apphost, elapsed):
           f"| {outcome(b)}; {outcome(v)} |")
 
     w("\nRedis per delivered token, and where the CPU went (cores, averaged over each VixAspire run):\n")
-    w("| streams | Redis commands / token | Redis CPU µs / token | Redis commands/s | top commands | load client CPU baseline / VixAspire "
+    w("| streams | Redis round trips / token | commands executed / token | Redis CPU µs / token | Redis commands executed/s "
+      "| top client-sent commands (estimated, over the run) | MONITOR sample | load client CPU baseline / VixAspire "
       "| gateway | StreamApi (sum) | Worker (sum) | redis |")
-    w("|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
+    w("|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
     for level in args.levels:
         v = rows[level]["vix"]
-        report, redis, cpu = v.get("report"), v.get("redis"), v.get("cpu", {})
+        redis, cpu = v.get("redis"), v.get("cpu", {})
         tokens = v.get("delivered", 0)
         per_token = redis["total"] / tokens if redis and tokens else None
         cpu_token = 1e6 * redis["cpu"] / tokens if redis and tokens else None
-        top = ", ".join(f"{k} {c:,}" for k, c in sorted((redis or {}).get("calls", {}).items(), key=lambda i: -i[1])[:4])
-        w(f"| {level:,} | {fmt(per_token, 3)} | {fmt(cpu_token, 2)} | {fmt(redis['total'] / redis['seconds'] if redis else None, 0)} | {top} "
+        w(f"| {level:,} | {fmt(round_trips(v), 3)} | {fmt(per_token, 3)} | {fmt(cpu_token, 2)} "
+          f"| {fmt(redis['total'] / redis['seconds'] if redis else None, 0)} | {top_client_text(redis)} | {sample_text(v.get('monitor'))} "
           f"| {fmt(client_cpu(rows[level]['baseline']), 0)}% / {fmt(client_cpu(v), 0)}% "
           f"| {fmt(cpu.get('gateway'), 2)} | {fmt(sum(c for k, c in cpu.items() if k.startswith('streamapi')), 2)} "
           f"| {fmt(sum(c for k, c in cpu.items() if k.startswith('worker')), 2)} | {fmt(cpu.get('redis-server'), 2)} |")
@@ -851,21 +937,55 @@ def fds_text(h):
         f"; on the whole machine {h['file_handles']:,}"
 
 
-def idle_per_interval(h, args):
-    """Commands per held stream per heartbeat interval, in all and by command, over the idle window."""
+def round_trips(row):
+    """Client-sent Redis commands per delivered token (None without a MONITOR sample)."""
+    redis, tokens = (row or {}).get("redis"), (row or {}).get("delivered")
+    return redis["client_total"] / tokens if redis and "client_total" in redis and tokens else None
+
+
+def by_count(calls, n=None):
+    return ", ".join(f"{k} {c:,.0f}" for k, c in sorted(calls.items(), key=lambda i: -i[1])[:n] if round(c) > 0)
+
+
+def top_client_text(redis):
+    if not redis or "client" not in redis:
+        return "no MONITOR sample"
+    text = by_count(redis["client"], 4)
+    if redis["unsampled"]:
+        text += f" (not in the sample, counted as client-sent: {by_count(redis['unsampled'])})"
+    return text
+
+
+def sample_text(sample):
+    if not sample:
+        return "failed"
+    sent, inside = sum(sample["client"].values()), sum(sample["lua"].values())
+    return f"{sample['seconds']:.1f} s, {sent + inside:,} commands, {100 * sent / max(1, sent + inside):.0f}% client-sent"
+
+
+def idle_per_interval(h, args, kind="calls"):
+    """Commands per held stream per heartbeat interval, in all and by command, over the idle window; kind "calls"
+    is every command executed, "client" the client-sent ones, "lua" those run inside scripts."""
     idle = h["idle"]
     intervals = min(h["held"].values()) * idle["seconds"] / args.heartbeat_seconds
-    if intervals <= 0:
+    if intervals <= 0 or kind not in idle:
         return None, {}
-    return idle["total"] / intervals, {k: v / intervals for k, v in sorted(idle["calls"].items(), key=lambda i: -i[1])}
+    calls = idle[kind]
+    return sum(calls.values()) / intervals, {k: v / intervals for k, v in sorted(calls.items(), key=lambda i: -i[1]) if v / intervals >= 0.005}
 
 
 def idle_text(h, args):
     idle = h["idle"]
-    total, by_command = idle_per_interval(h, args)
-    calls = ", ".join(f"{k} {v:.2f}" for k, v in by_command.items())
-    return (f"{idle['total']:,} in {idle['seconds']:.0f} s: {fmt(total, 2)} per held stream per heartbeat interval "
-            f"({args.heartbeat_seconds:g} s): {calls or 'none'}")
+    head = f"{idle['total']:,} executed in {idle['seconds']:.0f} s; per held stream per heartbeat interval ({args.heartbeat_seconds:g} s): "
+    if "client" not in idle:
+        total, by_command = idle_per_interval(h, args)
+        return head + f"{fmt(total, 2)} (no MONITOR sample): {', '.join(f'{k} {v:.2f}' for k, v in by_command.items()) or 'none'}"
+    parts = []
+    for kind, label in (("client", "client-sent"), ("lua", "inside scripts")):
+        total, by_command = idle_per_interval(h, args, kind)
+        parts.append(f"{label} {fmt(total, 2)} ({', '.join(f'{k} {v:.2f}' for k, v in by_command.items()) or 'none'})")
+    unsampled = f"; not in the sample, counted as client-sent: {by_count(idle['unsampled'])}" if idle["unsampled"] else ""
+    return head + "; ".join(parts) + unsampled
 
 
 def alive_text(h):
@@ -894,8 +1014,10 @@ def goals(args, rows, holds):
         v = row(1000, "vix")
         redis, report = v.get("redis"), v.get("report")
         tokens = v.get("delivered")
-        per = redis["total"] / tokens if redis and tokens else None
-        out.append(("≤ 0.25 Redis round trips per delivered token at 1,000 streams", fmt(per, 3), per is not None and per <= 0.25))
+        per = round_trips(v)
+        executed = redis["total"] / tokens if redis and tokens else None
+        out.append(("≤ 0.25 Redis round trips per delivered token at 1,000 streams",
+                    f"{fmt(per, 3)} (client-sent commands; {fmt(executed, 3)} executed, scripts' own included)", per is not None and per <= 0.25))
         cpu = 1e6 * redis["cpu"] / tokens if redis and tokens else None
         out.append(("Redis CPU per delivered token (reported)", f"{fmt(cpu, 2)} µs", None))
     h = holds.get("vix")
@@ -905,10 +1027,15 @@ def goals(args, rows, holds):
                     f"{held:,} held, {h['streams']['failed']:,} failed", held >= 10_000 and h["streams"]["failed"] == 0))
         per = h["kib_per_stream"]
         out.append(("≤ 64 KiB per stream across gateway and StreamApi", per_stream_text(h), per is not None and per <= 64))
-        total, by_command = idle_per_interval(h, args)
-        top = ", ".join(f"{k} {v:.2f}" for k, v in list(by_command.items())[:4])
+        kinds = ("client", "lua") if "client" in h["idle"] else ("calls",)
+        measured = []
+        for kind in kinds:
+            total, by_command = idle_per_interval(h, args, kind)
+            top = ", ".join(f"{k} {v:.2f}" for k, v in list(by_command.items())[:4])
+            label = {"client": "client-sent round trips", "lua": "run inside scripts", "calls": "commands executed"}[kind]
+            measured.append(f"{fmt(total, 2)} {label} ({top or 'none'})")
         out.append(("no Redis command for idle streams between heartbeats (the heartbeat's own commands are the least possible)",
-                    f"{fmt(total, 2)} commands per idle stream per heartbeat interval ({top})", None))
+                    "; ".join(measured) + " per idle stream per heartbeat interval", None))
     return out
 
 
@@ -932,6 +1059,8 @@ def main():
     parser.add_argument("--hold-settle", type=int, default=30, help="seconds past the ramp to wait for every stream")
     parser.add_argument("--idle-window", type=int, default=30)
     parser.add_argument("--heartbeat-seconds", type=float, default=15)
+    parser.add_argument("--monitor-delay", type=float, default=3, help="seconds into each VixAspire run its MONITOR sample starts")
+    parser.add_argument("--monitor-seconds", type=float, default=2, help="length of each run's MONITOR sample (it slows Redis)")
     parser.add_argument("--skip-apphost", action="store_true")
     parser.add_argument("--apphost-port", type=int, default=8080)
     parser.add_argument("--apphost-levels", default="1,100")
@@ -968,7 +1097,8 @@ def main():
         seconds = seconds_for(args, level)
         rows[level] = {
             "baseline": measured_run(f"baseline-c{level}", baseline.address, level, seconds, max_tokens=args.tokens),
-            "vix": measured_run(f"vix-c{level}", stack.gateway.address, level, seconds, stack=stack, max_tokens=args.tokens),
+            "vix": measured_run(f"vix-c{level}", stack.gateway.address, level, seconds, stack=stack, max_tokens=args.tokens,
+                                  monitor=(args.monitor_delay, args.monitor_seconds)),
         }
     used = stack.redis.info("memory").get("used_memory_human")
     log(f"table done; Redis holds {used}")
