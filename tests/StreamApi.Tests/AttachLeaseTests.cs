@@ -54,14 +54,14 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
         using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "renew me" }), Ct);
         var id = IdOf(response);
         // The lease is taken once the response has begun, so it may follow the headers by a round trip.
-        await AttachLeaseProbe.UntilAsync(async () => await Db.SortedSetLengthAsync(RedisKeys.Clients(id)) > 0, Bound, "the follower's lease taken", Ct);
+        await Eventually.UntilAsync(async () => await Db.SortedSetLengthAsync(RedisKeys.Clients(id)) > 0, Bound, "the follower's lease taken", Ct);
         var member = Assert.Single(await Db.SortedSetRangeByRankAsync(RedisKeys.Clients(id)));
         var first = (await Db.SortedSetScoreAsync(RedisKeys.Clients(id), member))!.Value;
 
         // Three renewals: well past the 750 ms the first lease lasted.
         var renewals = 0;
         var last = first;
-        await AttachLeaseProbe.UntilAsync(async () =>
+        await Eventually.UntilAsync(async () =>
         {
             var score = (await Db.SortedSetScoreAsync(RedisKeys.Clients(id), member))!.Value;
             renewals += score > last ? 1 : 0;
@@ -84,7 +84,7 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
         var leftTtl = (await Db.KeyTimeToLiveAsync(RedisKeys.Left(id)))!.Value;
         var streamTtl = (await Db.KeyTimeToLiveAsync(RedisKeys.Tokens(id)))!.Value;
         Assert.InRange(leftTtl, streamTtl - TimeSpan.FromSeconds(5), streamTtl + TimeSpan.FromSeconds(1));
-        await AttachLeaseProbe.UntilAsync(() => Db.KeyExistsAsync(RedisKeys.Cancelled(id)), Bound, "the abandoned stream cancelled", Ct);
+        await Eventually.UntilAsync(() => Db.KeyExistsAsync(RedisKeys.Cancelled(id)), Bound, "the abandoned stream cancelled", Ct);
         Assert.True(await AttachLeaseProbe.IsAbandonedAsync(Db, id, Grace));
     }
 
@@ -94,10 +94,10 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
         var id = await StartAndLeaveAsync(fixture.Services);
         using var other = fixture.Other.CreateApiClient();
         using var resumed = await other.SendStreamingAsync(new HttpRequestMessage(HttpMethod.Get, $"/infer/stream/{id}"), Ct);
-        await AttachLeaseProbe.UntilAsync(async () => await AttachLeaseProbe.LiveLeasesAsync(Db, id) == 1, Bound, "the other replica's lease", Ct);
+        await Eventually.UntilAsync(async () => await AttachLeaseProbe.LiveLeasesAsync(Db, id) == 1, Bound, "the other replica's lease", Ct);
 
         // Once the grace has passed by Redis's clock, the first replica's check finds the client back.
-        await AttachLeaseProbe.UntilAsync(async () => await RedisNowAsync() - (long)await Db.StringGetAsync(RedisKeys.Left(id)) > Grace.TotalMilliseconds + 100,
+        await Eventually.UntilAsync(async () => await RedisNowAsync() - (long)await Db.StringGetAsync(RedisKeys.Left(id)) > Grace.TotalMilliseconds + 100,
             Bound, "the grace passed since the client left", Ct);
         var outcome = await fixture.Services.GetApiService<StreamControl>().CancelIfAbandonedAsync(id, Ct);
 
@@ -106,7 +106,7 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
 
         // And when that client leaves in turn, its own replica cancels the generation after the grace.
         resumed.Dispose();
-        await AttachLeaseProbe.UntilAsync(() => Db.KeyExistsAsync(RedisKeys.Cancelled(id)), Bound, "the stream cancelled once the second client left", Ct);
+        await Eventually.UntilAsync(() => Db.KeyExistsAsync(RedisKeys.Cancelled(id)), Bound, "the stream cancelled once the second client left", Ct);
     }
 
     [Fact]
@@ -122,7 +122,7 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
 
         Assert.Equal(1, await AttachLeaseProbe.LiveLeasesAsync(Db, id));
         Assert.False(await AttachLeaseProbe.IsAbandonedAsync(Db, id, Grace));
-        await AttachLeaseProbe.UntilAsync(() => AttachLeaseProbe.IsAbandonedAsync(Db, id, Grace), Bound, "the stream abandoned", Ct);
+        await Eventually.UntilAsync(() => AttachLeaseProbe.IsAbandonedAsync(Db, id, Grace), Bound, "the stream abandoned", Ct);
 
         // Lease (750 ms) then grace (2 s), give or take the clocks' milliseconds.
         Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(2700), Bound);
@@ -143,7 +143,7 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
             Assert.Equal("start", events.Current.EventType);
         }
 
-        await AttachLeaseProbe.UntilAsync(() => Db.KeyExistsAsync(RedisKeys.Left(id)), Bound, "the client's leaving recorded", Ct);
+        await Eventually.UntilAsync(() => Db.KeyExistsAsync(RedisKeys.Left(id)), Bound, "the client's leaving recorded", Ct);
         return id;
     }
 

@@ -57,7 +57,7 @@ public sealed class GracefulShutdownTests : IAsyncLifetime
         await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(new { type = "inference.request", request_id = "ws", payload = new { prompt = "ws" } }),
             WebSocketMessageType.Text, endOfMessage: true, Ct).WaitAsync(Bound, Ct);
         var socketMessages = ReadUntilCloseAsync(socket);
-        await AttachLeaseProbe.UntilAsync(() => Task.FromResult(!socketMessages.Messages.IsEmpty), Bound, "the socket's start", Ct);
+        await Eventually.UntilAsync(() => Task.FromResult(!socketMessages.Messages.IsEmpty), Bound, "the socket's start", Ct);
         var socketId = socketMessages.Messages.First().GetProperty("stream_id").GetString()!;
 
         var clock = Stopwatch.StartNew();

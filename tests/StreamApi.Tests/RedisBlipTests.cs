@@ -73,7 +73,7 @@ public sealed class RedisBlipTests(RedisBlipTests.Fixture fixture) : IClassFixtu
         Assert.Equal(EndReasons.Error, end.Payload.GetProperty("reason").GetString());
 
         // The API is connected again: a new stream starts (503 until then says to retry).
-        await AttachLeaseProbe.UntilAsync(async () =>
+        await Eventually.UntilAsync(async () =>
         {
             using var next = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "after" }), Ct);
             return next.StatusCode == System.Net.HttpStatusCode.OK;

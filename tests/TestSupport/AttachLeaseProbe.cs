@@ -17,19 +17,4 @@ public static class AttachLeaseProbe
     /// <summary>Leases on stream <paramref name="id"/> that have not run out by Redis's clock.</summary>
     public static async Task<int> LiveLeasesAsync(IDatabase db, string id) =>
         (int)await db.ScriptEvaluateAsync(LiveScript, [RedisKeys.Clients(id)]);
-
-    /// <summary>Waits, polling every 50 ms, until <paramref name="condition"/> holds; fails the test after <paramref name="bound"/>.</summary>
-    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan bound, string what, CancellationToken cancellationToken)
-    {
-        var deadline = DateTime.UtcNow + bound;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Not within {bound}: {what}");
-            }
-
-            await Task.Delay(50, cancellationToken);
-        }
-    }
 }

@@ -116,7 +116,7 @@ public sealed class ApiKillTests : IAsyncLifetime
 
         // SIGKILL: no detach, no grace check; only the lease's expiry (2.5 heartbeats) tells.
         await _services.Apis[0].KillAsync();
-        await AttachLeaseProbe.UntilAsync(() => AttachLeaseProbe.IsAbandonedAsync(db, id, TimeSpan.FromSeconds(1)), TimeSpan.FromSeconds(30),
+        await Eventually.UntilAsync(() => AttachLeaseProbe.IsAbandonedAsync(db, id, TimeSpan.FromSeconds(1)), TimeSpan.FromSeconds(30),
             $"stream {id} abandoned after its replica died\n{_services.Logs}", Ct);
 
         Assert.Equal(0, await AttachLeaseProbe.LiveLeasesAsync(db, id));

@@ -110,7 +110,7 @@ public sealed class CancellationTests(CancellationTests.Fixture fixture) : IClas
         TestContext.Current.TestOutputHelper?.WriteLine($"disconnect ({(throughGateway ? "gateway" : "direct")}) to end, grace 500 ms: {delay.TotalMilliseconds:0.0} ms");
         Assert.True(delay >= TimeSpan.FromMilliseconds(450), $"cancelled after {delay}, before the grace");
         // The generation held the client's slot until its end, though its client was gone; the worker frees it then.
-        await AttachLeaseProbe.UntilAsync(async () => await fixture.Redis.Database.SortedSetScoreAsync(RedisKeys.ClientStreams("ip:127.0.0.1"), id) is null,
+        await Eventually.UntilAsync(async () => await fixture.Redis.Database.SortedSetScoreAsync(RedisKeys.ClientStreams("ip:127.0.0.1"), id) is null,
             Bound, "the ended generation's slot freed", Ct);
     }
 

@@ -92,7 +92,7 @@ public sealed class LimitsAndOwnershipTests(LimitsAndOwnershipTests.Fixture fixt
             Assert.Equal("length", TokenStreams.PayloadOf(entries[^1]).GetProperty("reason").GetString());
         }
 
-        await AttachLeaseProbe.UntilAsync(async () => await SlotsTakenAsync(key) == 0, Bound, "the ended generations' slots freed", Ct);
+        await Eventually.UntilAsync(async () => await SlotsTakenAsync(key) == 0, Bound, "the ended generations' slots freed", Ct);
         using var accepted = await client.SendStreamingAsync(Post(key, maxTokens: 2), Ct);
         Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
         Assert.Equal("length", (await accepted.ReadAllEventsAsync(Ct).WaitAsync(Bound, Ct)).EndReason());
@@ -120,7 +120,7 @@ public sealed class LimitsAndOwnershipTests(LimitsAndOwnershipTests.Fixture fixt
 
         // A detach frees its slot.
         secondAttach.Dispose();
-        await AttachLeaseProbe.UntilAsync(async () => await SlotsTakenAsync(key) == 2, Bound, "the detached client's slot freed", Ct);
+        await Eventually.UntilAsync(async () => await SlotsTakenAsync(key) == 2, Bound, "the detached client's slot freed", Ct);
         using var accepted = await client.SendStreamingAsync(Post(key, maxTokens: 1), Ct);
         Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
         Assert.Equal("length", (await accepted.ReadAllEventsAsync(Ct).WaitAsync(Bound, Ct)).EndReason());

@@ -193,7 +193,7 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture, WebSocketTest
         Assert.InRange(entries.Count(e => TokenStreams.EventOf(e) == EventNames.Token), 1, 4999);
         Assert.True(delay >= TimeSpan.FromMilliseconds(450), $"cancelled after {delay}, before the grace");
         // The generation held the client's slot until its end, though its socket was gone; the worker frees it then.
-        await AttachLeaseProbe.UntilAsync(async () => await fixture.Redis.Database.SortedSetScoreAsync(RedisKeys.ClientStreams("ip:127.0.0.1"), streamId) is null,
+        await Eventually.UntilAsync(async () => await fixture.Redis.Database.SortedSetScoreAsync(RedisKeys.ClientStreams("ip:127.0.0.1"), streamId) is null,
             Bound, "the ended generation's slot freed", Ct);
     }
 

@@ -115,13 +115,6 @@ public sealed class WorkerKillTests : IAsyncLifetime
     private async Task<long> PendingAsync() =>
         (await _redis.Database.StreamPendingAsync(RedisKeys.Requests, RedisKeys.WorkersGroup)).PendingMessageCount;
 
-    private async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting for {what}.\n{_stack.Logs}");
-            await Task.Delay(50, Ct);
-        }
-    }
+    private Task WaitUntilAsync(Func<Task<bool>> condition, string what) =>
+        Eventually.UntilAsync(condition, TimeSpan.FromSeconds(60), () => $"{what}\n{_stack.Logs}", Ct);
 }

@@ -81,13 +81,8 @@ public sealed class QueuePartitionTests(QueuePartitionTests.Fixture fixture) : I
             new RedisTopology(new RedisTopologyOptions { QueuePartitions = 2 }, null).Queues.Select(q => q.ToString()));
     }
 
-    private async Task WaitUntilSettledAsync(RedisKey queue)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (await Db.StreamLengthAsync(queue) > 0 || (await Db.StreamPendingAsync(queue, RedisKeys.WorkersGroup)).PendingMessageCount > 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"{queue} still holds entries.");
-            await Task.Delay(50, Ct);
-        }
-    }
+    private Task WaitUntilSettledAsync(RedisKey queue) =>
+        Eventually.UntilAsync(async () => await Db.StreamLengthAsync(queue) == 0
+                && (await Db.StreamPendingAsync(queue, RedisKeys.WorkersGroup)).PendingMessageCount == 0,
+            TimeSpan.FromSeconds(30), $"{queue} still holds entries.", Ct);
 }

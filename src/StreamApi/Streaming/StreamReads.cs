@@ -23,7 +23,6 @@ internal sealed class StreamReads : IAsyncDisposable
     private readonly IConnectionMultiplexer _redis;
     private readonly Channel<Read> _asked = Channel.CreateUnbounded<Read>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _sending;
-    private bool? _cluster;
 
     public StreamReads(IConnectionMultiplexer redis)
     {
@@ -59,7 +58,7 @@ internal sealed class StreamReads : IAsyncDisposable
 
             try
             {
-                Group(reads, commands, IsCluster());
+                Group(reads, commands);
                 var sent = new Task<RedisStream[]>[commands.Count];
                 var db = _redis.GetDatabase();
                 for (var i = 0; i < commands.Count; i++)
@@ -138,12 +137,13 @@ internal sealed class StreamReads : IAsyncDisposable
     /// Splits reads into commands: one hash slot each on a cluster, at most <see cref="MaxStreamsPerCommand"/> streams,
     /// and no stream twice (two clients of one stream at different places read it in two commands).
     /// </summary>
-    private void Group(List<Read> reads, List<List<Read>> commands, bool cluster)
+    private void Group(List<Read> reads, List<List<Read>> commands)
     {
         var open = new Dictionary<int, List<(HashSet<RedisKey> Keys, List<Read> Reads)>>();
         foreach (var read in reads)
         {
-            var slot = cluster ? _redis.HashSlot(read.Key) : 0;
+            // The stream's slot on a cluster; -1 for every key on a standalone server, where one command takes them all.
+            var slot = _redis.GetHashSlot(read.Key);
             if (!open.TryGetValue(slot, out var ofSlot))
             {
                 open[slot] = ofSlot = [];
@@ -160,25 +160,6 @@ internal sealed class StreamReads : IAsyncDisposable
             ofSlot[command].Keys.Add(read.Key);
             ofSlot[command].Reads.Add(read);
         }
-    }
-
-    /// <summary>Whether the connection is to a cluster, learned from the first server that answered.</summary>
-    private bool IsCluster()
-    {
-        if (_cluster is { } known)
-        {
-            return known;
-        }
-
-        foreach (var server in _redis.GetServers())
-        {
-            if (server.IsConnected)
-            {
-                return (_cluster = server.ServerType == ServerType.Cluster).Value;
-            }
-        }
-
-        return false;
     }
 
     private sealed record Read(RedisKey Key, RedisValue AfterId)
