@@ -142,6 +142,8 @@ public sealed class StreamApiTests(StreamApiTests.Fixture fixture) : IClassFixtu
     [InlineData("-1")]
     [InlineData("abc")]
     [InlineData("1-2-3")]
+    [InlineData("9999999999999-0")]
+    [InlineData("18446744073709551615-18446744073709551615")]
     public async Task AnInvalidLastEventIdIsABadRequest(string lastEventId)
     {
         using var client = fixture.Services.CreateApiClient();

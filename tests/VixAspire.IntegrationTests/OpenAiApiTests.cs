@@ -143,6 +143,21 @@ public sealed class OpenAiApiTests(OpenAiApiTests.Fixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task ContentThatIsNotUtf8IsABadRequestNotAServerError()
+    {
+        using var client = fixture.Services.CreateClient();
+        byte[] body = [.. "{\"model\":\"synthetic\",\"messages\":[{\"role\":\"user\",\"content\":\""u8, 0xFF, .. "\"}]}"u8];
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new("application/json");
+
+        using var response = await client.PostAsync("/v1/chat/completions", content, Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
+        Assert.Equal("invalid_request", error.GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task ContentPartsAreAcceptedAsText()
     {
         using var client = fixture.Services.CreateClient();

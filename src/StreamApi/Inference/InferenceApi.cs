@@ -83,8 +83,15 @@ public static partial class InferenceApi
     private static partial Regex RequestId();
 
     /// <summary>A Redis stream id: two unsigned 64-bit numbers, <c>ms-seq</c>.</summary>
+    /// <summary>
+    /// An entry id (<c>ms-seq</c>) that could have been received: its time is not in the future (a minute of clock
+    /// difference between Redis and this replica allowed). A later id would wait for entries that never come.
+    /// </summary>
     private static bool IsStreamEntryId(string value) =>
         value.IndexOf('-', StringComparison.Ordinal) is var dash and > 0
-        && ulong.TryParse(value.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out _)
+        && ulong.TryParse(value.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out var ms)
+        && ms <= (ulong)DateTimeOffset.UtcNow.Add(MaxClockDifference).ToUnixTimeMilliseconds()
         && ulong.TryParse(value.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out _);
+
+    private static readonly TimeSpan MaxClockDifference = TimeSpan.FromMinutes(1);
 }

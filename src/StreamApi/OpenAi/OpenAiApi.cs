@@ -96,30 +96,51 @@ public static class OpenAiApi
         for (var i = 0; i < messages.Count; i++)
         {
             var message = messages[i];
-            string? text = null;
-            switch (message?.Content)
+            string? text;
+            try
             {
-                case { ValueKind: JsonValueKind.String } content:
-                    text = content.GetString();
-                    break;
-                case { ValueKind: JsonValueKind.Array } parts:
-                    text = string.Concat(parts.EnumerateArray()
-                        .Where(p => p.ValueKind == JsonValueKind.Object && p.TryGetProperty("type", out var t) && t.ValueEquals("text"u8))
-                        .Select(p => p.TryGetProperty("text", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : ""));
-                    break;
-                case null or { ValueKind: JsonValueKind.Null } when message?.Role == "assistant":
-                    text = "";
-                    break;
-                case { } other when other.ValueKind != JsonValueKind.Null:
-                    fault = new RequestFault(StatusCodes.Status400BadRequest, "Invalid request",
-                        $"messages[{i}].content must be a string or an array of content parts.", "invalid_request");
-                    return null;
+                text = TextOf(message, i, out fault);
+            }
+            catch (InvalidOperationException)
+            {
+                text = null;
+                // Content is kept as raw JSON until here, so its strings are first decoded now: bytes that are not
+                // UTF-8 are the client's mistake.
+                fault = new RequestFault(StatusCodes.Status400BadRequest, "Invalid request",
+                    $"messages[{i}].content is not valid UTF-8.", "invalid_request");
+            }
+
+            if (fault is not null)
+            {
+                return null;
             }
 
             turns.Add(message is null ? null : new ChatTurnBody { Role = message.Role, Content = text });
         }
 
         return turns;
+    }
+
+    private static string? TextOf(ChatCompletionMessage? message, int i, out RequestFault? fault)
+    {
+        fault = null;
+        switch (message?.Content)
+        {
+            case { ValueKind: JsonValueKind.String } content:
+                return content.GetString();
+            case { ValueKind: JsonValueKind.Array } parts:
+                return string.Concat(parts.EnumerateArray()
+                    .Where(p => p.ValueKind == JsonValueKind.Object && p.TryGetProperty("type", out var t) && t.ValueEquals("text"u8))
+                    .Select(p => p.TryGetProperty("text", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : ""));
+            case null or { ValueKind: JsonValueKind.Null } when message?.Role == "assistant":
+                return "";
+            case { } other when other.ValueKind != JsonValueKind.Null:
+                fault = new RequestFault(StatusCodes.Status400BadRequest, "Invalid request",
+                    $"messages[{i}].content must be a string or an array of content parts.", "invalid_request");
+                return null;
+            default:
+                return null;
+        }
     }
 
     internal static IResult Error(RequestFault fault) =>

@@ -182,8 +182,11 @@ internal sealed class RequestConsumer(
 
             if (Stopwatch.GetElapsedTime(lastClaim) >= settings.ClaimInterval)
             {
-                lastClaim = Stopwatch.GetTimestamp();
-                (var started, cursor) = await ClaimOrphansAsync(queue, Math.Min(free, MaxClaimBatch), minIdle, cursor, stoppingToken, generationToken);
+                var batch = Math.Min(free, MaxClaimBatch);
+                (var started, cursor) = await ClaimOrphansAsync(queue, batch, minIdle, cursor, stoppingToken, generationToken);
+                // A full batch means more orphans may be waiting (a dead worker's hundreds of streams): claim again
+                // on the next round, as slots allow, rather than a whole interval later.
+                lastClaim = started == batch ? 0 : Stopwatch.GetTimestamp();
                 free -= started;
                 if (free == 0)
                 {
