@@ -37,6 +37,7 @@ public static class WorkerServiceExtensions
         builder.Services.AddSingleton<CancellationRegistry>();
         builder.Services.AddSingleton<RedisWriteRetry>();
         builder.Services.AddSingleton<StreamFlusher>();
+        builder.Services.AddSingleton<EntrySettler>();
         builder.Services.AddSingleton<GenerationRunner>();
         builder.Services.AddHostedService<RequestConsumer>();
         return builder;

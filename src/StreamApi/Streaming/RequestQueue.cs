@@ -16,63 +16,83 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, RedisTopology t
 
     public static string NewId() => Guid.CreateVersion7().ToString("N");
 
+    // KEYS: tokens stream, owner, clients, then the queue partition when this script queues the request too (one
+    // server). ARGV: start envelope, TTL ms, API key ('' for none), lease member, lease ms, partition cap, then the queue
+    // entry's fields and values. Returns 0, writing nothing, when the partition is at its cap; else 1.
+    private const string BeginScript = StreamControl.AttachFunctions + $$"""
+        local queued = #KEYS == 4
+        if queued and redis.call('XLEN', KEYS[4]) >= tonumber(ARGV[6]) then return 0 end
+        redis.call('XADD', KEYS[1], '*', '{{StreamFields.Event}}', '{{EventNames.Start}}', '{{StreamFields.Data}}', ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2]) end
+        vix_attach(KEYS[3], ARGV[4], ARGV[5], ARGV[2])
+        if queued then redis.call('XADD', KEYS[4], '*', unpack(ARGV, 7)) end
+        return 1
+        """;
+
     /// <summary>
-    /// Creates the request's token stream with its <c>start</c> entry, then appends the request to a queue
-    /// partition, pipelined in one round trip on a single server. The start entry exists before any worker can see
-    /// the request, so a client can attach as soon as it has the id; in a cluster the two live on different shards,
-    /// whose connections keep no order between them, so the request is queued only once the start is written.
+    /// Creates the request's token stream with its <c>start</c> entry and the client's attach <paramref name="lease"/>,
+    /// then appends the request to a queue partition: one script on a single server. The start entry exists before any
+    /// worker can see the request, so a client can attach as soon as it has the id. In a cluster the stream and the
+    /// queue live on different shards, whose connections keep no order between them, so the request is queued only
+    /// once the start is written (three round trips: the partition's length, the start, the entry).
     /// Returns false, queueing nothing, when the partition's backlog is at its share of the cap (an even share, since
-    /// requests are spread evenly): the queue is never trimmed, since its entries are unfinished work. Not cancellable once called: a
-    /// client that leaves now still gets its generation cancelled through the disconnect grace. The entry names
-    /// <paramref name="client"/>, whose slot the worker frees at the end; a client with an API key is recorded as
-    /// the stream's owner.
+    /// requests are spread evenly): the queue is never trimmed, since its entries are unfinished work. Not cancellable
+    /// once called: a client that leaves now still gets its generation cancelled through the disconnect grace. The
+    /// entry names <paramref name="client"/>, whose slot the worker frees at the end; a client with an API key is
+    /// recorded as the stream's owner.
     /// </summary>
-    public async Task<bool> EnqueueAsync(string id, InferenceRequest request, ClientIdentity client)
+    public async Task<bool> EnqueueAsync(string id, InferenceRequest request, ClientIdentity client, AttachLease lease)
     {
         var limits = options.CurrentValue;
         var db = redis.GetDatabase();
         var queue = topology.PickQueue();
-        if (await db.StreamLengthAsync(queue) >= Math.Max(1, limits.MaxQueueLength / topology.Queues.Count))
+        var cap = Math.Max(1, limits.MaxQueueLength / topology.Queues.Count);
+        var ttl = (long)limits.InitialStreamTtl.TotalMilliseconds;
+        var args = new List<RedisValue>(16)
         {
-            return false;
-        }
-
-        var tokens = RedisKeys.Tokens(id);
-        var queueFields = new List<NameValueEntry>(5)
-        {
-            new(StreamFields.RequestId, id),
-            new(StreamFields.RequestBody, request.ToUtf8Json()),
+            Envelopes.Start(id, request.Model),
+            ttl,
+            client.Key ?? RedisValue.EmptyString,
+            lease.Member,
+            StreamControl.LeaseMilliseconds(limits),
+            cap,
+            StreamFields.RequestId, id,
+            StreamFields.RequestBody, request.ToUtf8Json(),
         };
         if (limits.MaxConcurrentStreamsPerClient > 0)
         {
-            queueFields.Add(new(StreamFields.Client, client.Id));
+            args.AddRange([StreamFields.Client, client.Id]);
         }
 
         if (Activity.Current is { } activity)
         {
-            queueFields.Add(new(StreamFields.TraceParent, activity.Id));
+            args.AddRange([StreamFields.TraceParent, activity.Id]);
             if (activity.TraceStateString is { } state)
             {
-                queueFields.Add(new(StreamFields.TraceState, state));
+                args.AddRange([StreamFields.TraceState, state]);
             }
         }
 
-        var batch = db.CreateBatch();
-        var start = batch.StreamAddAsync(tokens,
-            [new(StreamFields.Event, EventNames.Start), new(StreamFields.Data, Envelopes.Start(id, request.Model))]);
-        var expire = batch.KeyExpireAsync(tokens, limits.InitialStreamTtl);
-        var owner = client.Key is { } key ? batch.StringSetAsync(RedisKeys.Owner(id), key, limits.InitialStreamTtl) : Task.FromResult(true);
-        if (topology.IsCluster)
+        RedisKey[] keys = [RedisKeys.Tokens(id), RedisKeys.Owner(id), RedisKeys.Clients(id)];
+        if (!topology.IsCluster)
         {
-            batch.Execute();
-            await Task.WhenAll(start, expire, owner);
-            await db.StreamAddAsync(queue, [.. queueFields]);
-            return true;
+            return (int)await db.ScriptEvaluateAsync(BeginScript, [.. keys, queue], [.. args]) == 1;
         }
 
-        var enqueue = batch.StreamAddAsync(queue, [.. queueFields]);
-        batch.Execute();
-        await Task.WhenAll(start, expire, owner, enqueue);
+        if (await db.StreamLengthAsync(queue) >= cap)
+        {
+            return false;
+        }
+
+        await db.ScriptEvaluateAsync(BeginScript, keys, [.. args]);
+        var entry = new NameValueEntry[(args.Count - 6) / 2];
+        for (var i = 0; i < entry.Length; i++)
+        {
+            entry[i] = new(args[6 + 2 * i], args[7 + 2 * i]);
+        }
+
+        await db.StreamAddAsync(queue, entry);
         return true;
     }
 

@@ -43,11 +43,21 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         return 1
         """;
 
-    // KEYS: clients. ARGV: lease member, lease ms, key TTL ms (set only when the set has none: a finished stream
-    // keeps its shorter one).
-    private const string AttachScript = AttachLeases.Functions + """
-        redis.call('ZADD', KEYS[1], vix_now() + tonumber(ARGV[2]), ARGV[1])
-        redis.call('PEXPIRE', KEYS[1], ARGV[3], 'NX')
+    /// <summary>
+    /// Lua that defines <c>vix_attach(clients, member, lease_ms, ttl_ms)</c> besides <see cref="AttachLeases.Functions"/>:
+    /// takes (or extends) a lease, and gives the set a TTL only when it has none, so a finished stream keeps its shorter one.
+    /// </summary>
+    internal const string AttachFunctions = AttachLeases.Functions + """
+        local function vix_attach(clients, member, lease, ttl)
+          redis.call('ZADD', clients, vix_now() + tonumber(lease), member)
+          redis.call('PEXPIRE', clients, ttl, 'NX')
+        end
+
+        """;
+
+    // KEYS: clients. ARGV: lease member, lease ms, key TTL ms.
+    private const string AttachScript = AttachFunctions + """
+        vix_attach(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
         return 1
         """;
 
@@ -139,7 +149,7 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         return (CancelOutcome)(int)result;
     }
 
-    private static long LeaseMilliseconds(StreamingOptions limits) => (long)AttachLeases.Duration(limits).TotalMilliseconds;
+    internal static long LeaseMilliseconds(StreamingOptions limits) => (long)AttachLeases.Duration(limits).TotalMilliseconds;
 
     /// <summary>Takes one of the client's concurrent-stream slots as <paramref name="member"/> (a stream id or an attachment); false when it has them all.</summary>
     public async Task<bool> TryAcquireClientSlotAsync(string client, string member, CancellationToken cancellationToken)

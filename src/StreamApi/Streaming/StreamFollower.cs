@@ -49,7 +49,7 @@ internal sealed class StreamFollower(
         var ended = false;
         try
         {
-            lease = await TryAttachAsync(id, following.Token);
+            lease = slot?.Attached ?? await TryAttachAsync(id, following.Token);
             var progress = new TailProgress();
             var sawToken = afterId is not null;
             var unreadable = false;
@@ -118,9 +118,11 @@ internal sealed class StreamFollower(
                 Log.ClientDisconnected(logger, id);
             }
 
-            if (lease is not null)
+            // A stream that ended needs no detach: nothing is judged abandoned once it has its end, and the worker's
+            // end gave the lease set the stream's short expiry. That spares one command per stream.
+            if (lease is not null && !ended)
             {
-                await DetachAsync(lease, ended);
+                await DetachAsync(lease);
             }
         }
     }
@@ -163,13 +165,13 @@ internal sealed class StreamFollower(
         }
     }
 
-    private async Task DetachAsync(AttachLease lease, bool ended)
+    private async Task DetachAsync(AttachLease lease)
     {
         using var timeout = new CancellationTokenSource(DetachTimeout);
         try
         {
             var last = await _retry.ExecuteAsync(static async (s, ct) => await s.control.DetachAsync(s.lease, ct), (control, lease), timeout.Token);
-            if (last && !ended)
+            if (last)
             {
                 graceWatcher.Schedule(lease.StreamId);
             }

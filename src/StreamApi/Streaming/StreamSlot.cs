@@ -12,6 +12,9 @@ internal sealed class StreamSlot(StreamControl control, string client, string id
 {
     private int _released;
 
+    /// <summary>The attach lease taken with the stream itself (a new generation's), which the follower holds rather than take another.</summary>
+    public AttachLease? Attached { get; init; }
+
     /// <summary>The stream ended: frees the attachment, and the client's slot of the generation itself if it holds one.</summary>
     public Task ReleaseAtEndAsync() => ReleaseAsync(attachMember is null ? [id] : [id, attachMember]);
 

@@ -46,11 +46,12 @@ internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue q
             return new(id, null, TooManyStreams);
         }
 
-        var slot = new StreamSlot(control, client.Id, id, attachMember: null, logger);
+        // The client is attached as the stream is created, in the same script, rather than in a round trip of its own.
+        var slot = new StreamSlot(control, client.Id, id, attachMember: null, logger) { Attached = control.NewLease(id) };
         bool queued;
         try
         {
-            queued = await queue.EnqueueAsync(id, request, client);
+            queued = await queue.EnqueueAsync(id, request, client, slot.Attached);
         }
         catch
         {

@@ -95,26 +95,35 @@ internal sealed class TokenStreamTailer
 
                     yield return entries;
                     after = entries[^1].Id;
-                    continue;
-                }
-
-                if (first && afterId is not null)
-                {
-                    first = false;
-                    // Resuming after the last event: when that was the end, there is nothing left to wait for.
-                    var last = await _retry.ExecuteAsync(static async (s, ct) => await s.db.StreamRangeAsync(s.key, "-", "+", 1, Order.Descending).WaitAsync(ct),
-                        (db, key), cancellationToken);
-                    if (last.Length > 0 && IsEnd(last[0]))
+                    if (entries.Length == StreamReads.EntriesPerStream)
                     {
-                        progress.EndedBefore = true;
+                        // A full read: more may be there already.
+                        continue;
+                    }
+
+                    // A short read took everything appended before it; what comes after it sets the signal (reset
+                    // before the read), so waiting now loses nothing and saves the empty read that would follow.
+                }
+                else
+                {
+                    if (first && afterId is not null)
+                    {
+                        first = false;
+                        // Resuming after the last event: when that was the end, there is nothing left to wait for.
+                        var last = await _retry.ExecuteAsync(static async (s, ct) => await s.db.StreamRangeAsync(s.key, "-", "+", 1, Order.Descending).WaitAsync(ct),
+                            (db, key), cancellationToken);
+                        if (last.Length > 0 && IsEnd(last[0]))
+                        {
+                            progress.EndedBefore = true;
+                            yield break;
+                        }
+                    }
+
+                    // After a reconnect an empty read may mean the stream went with a Redis restart: look at once.
+                    if (signal.TakeRestored() && !await RenewAsync(id, lease, cancellationToken))
+                    {
                         yield break;
                     }
-                }
-
-                // After a reconnect an empty read may mean the stream went with a Redis restart: look at once.
-                if (signal.TakeRestored() && !await RenewAsync(id, lease, cancellationToken))
-                {
-                    yield break;
                 }
 
                 if (!await signal.WaitAsync(_options.CurrentValue.HeartbeatInterval, cancellationToken))

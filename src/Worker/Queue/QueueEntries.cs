@@ -35,27 +35,21 @@ internal static class QueueEntries
         }
     }
 
-    /// <summary>Acknowledges and deletes the entry in one round trip: the queue holds only unfinished work.</summary>
-    public static async Task AcknowledgeAsync(IDatabase db, RedisKey queue, RedisValue entryId)
-    {
-        var batch = db.CreateBatch();
-        var ack = batch.StreamAcknowledgeAsync(queue, RedisKeys.WorkersGroup, entryId);
-        var delete = batch.StreamDeleteAsync(queue, [entryId]);
-        batch.Execute();
-        try
-        {
-            await Task.WhenAll(ack, delete);
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            // Unacknowledged, the entry is claimed later and settled by whoever claims it: no stream is lost.
-        }
-    }
+    // KEYS[1] queue partition; ARGV[1] group, then entry ids. Acknowledged and deleted together: the queue holds only
+    // unfinished work.
+    private const string AcknowledgeScript = """
+        redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+        return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
+        """;
+
+    /// <summary>Acknowledges and deletes <paramref name="entryIds"/> in one command. Throws when Redis fails; unacknowledged, an entry is claimed later.</summary>
+    public static Task AcknowledgeAsync(IDatabase db, RedisKey queue, RedisValue[] entryIds) =>
+        db.ScriptEvaluateAsync(AcknowledgeScript, [queue], [RedisKeys.WorkersGroup, .. entryIds]);
 
     /// <summary>Puts the request back at the end of its queue partition as a new entry, then settles the old one.</summary>
     public static async Task HandBackAsync(IDatabase db, RedisKey queue, StreamEntry entry)
     {
         await db.StreamAddAsync(queue, entry.Values);
-        await AcknowledgeAsync(db, queue, entry.Id);
+        await AcknowledgeAsync(db, queue, [entry.Id]);
     }
 }

@@ -25,6 +25,7 @@ internal sealed class RequestConsumer(
     RedisTopology topology,
     IConfiguration configuration,
     GenerationRunner runner,
+    EntrySettler settler,
     CancellationRegistry cancellations,
     IOptions<WorkerOptions> options,
     ILogger<RequestConsumer> logger) : BackgroundService
@@ -328,7 +329,7 @@ internal sealed class RequestConsumer(
             switch (outcome)
             {
                 case RunOutcome.Done:
-                    await QueueEntries.AcknowledgeAsync(db, queue, entry.Id);
+                    await settler.AcknowledgeAsync(queue, entry.Id);
                     break;
                 case RunOutcome.HandBack:
                     await QueueEntries.HandBackAsync(db, queue, entry);
