@@ -10,15 +10,23 @@ namespace VixAspire.IntegrationTests;
 /// Malformed requests sent byte by byte to the real gateway in front of a real StreamApi and Redis: each gets a
 /// bounded 4xx in its route's format (or, when the client cannot be answered, a prompt close), never a 502 or a hang.
 /// The gateway holds one proxied request at a time, so that a hostile request left hanging anywhere behind it
-/// would show as a 503 for the next one.
+/// would show as a 503 for the next one. The API pings sockets every 5 minutes only, so that no unanswered ping
+/// can be what ends a socket here.
 /// </summary>
 public sealed class GatewayHostileInputTests(GatewayHostileInputTests.Fixture fixture) : IClassFixture<GatewayHostileInputTests.Fixture>
 {
     public sealed class Fixture : ServicesFixture
     {
         public override async ValueTask InitializeAsync() =>
-            await StartAsync(new Dictionary<string, string?> { ["Gateway:MaxConcurrentStreams"] = "1" }, workers: 0);
+            await StartAsync(new Dictionary<string, string?>
+            {
+                ["Gateway:MaxConcurrentStreams"] = "1",
+                ["Streaming:HeartbeatInterval"] = "00:05:00",
+                ["Streaming:MaxRequestBodyBytes"] = MaxMessageBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            }, workers: 0);
     }
+
+    private const int MaxMessageBytes = 64 * 1024;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -68,7 +76,7 @@ public sealed class GatewayHostileInputTests(GatewayHostileInputTests.Fixture fi
         await stream.WriteAsync(Ascii($"POST {path} HTTP/1.1\r\n{HostAndClose}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
             + "{\"prompt\":\"hi\""), Ct);
 
-        var response = Parse(await ReadToEndAsync(stream).WaitAsync(Bound, Ct));
+        var response = Parse(await stream.ReadUntilClosedAsync(Ct).WaitAsync(Bound, Ct));
 
         if (path.StartsWith("/v1", StringComparison.Ordinal))
         {
@@ -94,13 +102,48 @@ public sealed class GatewayHostileInputTests(GatewayHostileInputTests.Fixture fi
 
         // Kestrel takes the client's FIN for a disconnect and can answer nothing; what matters is that the
         // connection ends, and that if anything is written it is a client error.
-        var received = await ReadToEndAsync(stream).WaitAsync(Bound, Ct);
+        var received = await stream.ReadUntilClosedAsync(Ct).WaitAsync(Bound, Ct);
 
         if (received.Length > 0)
         {
             Assert.InRange((int)Parse(received).Status, 400, 499);
         }
 
+        await AssertNothingLeftHangingAsync();
+    }
+
+    [Theory]
+    [InlineData(long.MaxValue)] // 2^63 - 1, the largest length a frame can declare
+    [InlineData(MaxMessageBytes + 1L)]
+    public async Task AWebSocketFrameDeclaringMoreThanTheLimitIsClosedWith1009AtOnceWithoutItsBytes(long declared)
+    {
+        using var tcp = await ConnectAsync();
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Ascii($"GET /infer/ws HTTP/1.1\r\nHost: {Gateway.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + $"Sec-WebSocket-Key: {Convert.ToBase64String(Guid.NewGuid().ToByteArray())}\r\nSec-WebSocket-Version: 13\r\n\r\n"), Ct);
+        var head = await stream.ReadHeadAsync(Ct).WaitAsync(Bound, Ct);
+        Assert.StartsWith("HTTP/1.1 101", head, StringComparison.Ordinal);
+
+        // A final text frame, masked, with a 64-bit length; then not one byte of its payload.
+        var frame = new byte[14];
+        frame[0] = 0x81;
+        frame[1] = 0x80 | 127;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(frame.AsSpan(2), declared);
+        await stream.WriteAsync(frame, Ct);
+        var sent = System.Diagnostics.Stopwatch.StartNew();
+
+        var header = new byte[2];
+        await stream.ReadExactlyAsync(header, Ct).AsTask().WaitAsync(Bound, Ct);
+        var payload = new byte[header[1] & 0x7F];
+        await stream.ReadExactlyAsync(payload, Ct).AsTask().WaitAsync(Bound, Ct);
+        var closed = sent.Elapsed;
+        Assert.Equal(0x88, header[0]);
+        Assert.Equal(1009, System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(payload));
+        Assert.Contains($"{MaxMessageBytes} bytes", Encoding.UTF8.GetString(payload, 2, payload.Length - 2), StringComparison.Ordinal);
+
+        // The client cannot answer the close in the middle of its frame: the connection is dropped, not held.
+        await stream.ReadUntilClosedAsync(Ct).WaitAsync(Bound, Ct);
+        TestContext.Current.TestOutputHelper?.WriteLine($"1009 after {closed.TotalMilliseconds:0} ms, connection dropped after {sent.Elapsed.TotalMilliseconds:0} ms");
         await AssertNothingLeftHangingAsync();
     }
 
@@ -132,23 +175,7 @@ public sealed class GatewayHostileInputTests(GatewayHostileInputTests.Fixture fi
         using var tcp = await ConnectAsync();
         var stream = tcp.GetStream();
         await stream.WriteAsync(request, Ct);
-        return Parse(await ReadToEndAsync(stream).WaitAsync(Bound, Ct));
-    }
-
-    /// <summary>Everything the server sends until it closes the connection (or resets it).</summary>
-    private static async Task<byte[]> ReadToEndAsync(NetworkStream stream)
-    {
-        var received = new MemoryStream();
-        try
-        {
-            await stream.CopyToAsync(received, Ct);
-        }
-        catch (IOException)
-        {
-            // Reset: what came before it is what counts.
-        }
-
-        return received.ToArray();
+        return Parse(await stream.ReadUntilClosedAsync(Ct).WaitAsync(Bound, Ct));
     }
 
     private static RawResponse Parse(byte[] bytes)
