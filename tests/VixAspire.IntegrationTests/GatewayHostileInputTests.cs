@@ -113,9 +113,10 @@ public sealed class GatewayHostileInputTests(GatewayHostileInputTests.Fixture fi
     }
 
     [Theory]
-    [InlineData(long.MaxValue)] // 2^63 - 1, the largest length a frame can declare
-    [InlineData(MaxMessageBytes + 1L)]
-    public async Task AWebSocketFrameDeclaringMoreThanTheLimitIsClosedWith1009AtOnceWithoutItsBytes(long declared)
+    [InlineData(long.MaxValue, false)] // 2^63 - 1, the largest length a frame can declare
+    [InlineData(MaxMessageBytes + 1L, false)]
+    [InlineData(long.MaxValue, true)] // the last frame of a message whose first one was 1 byte
+    public async Task AWebSocketFrameDeclaringMoreThanTheLimitIsClosedWith1009AtOnceWithoutItsBytes(long declared, bool afterAFragment)
     {
         using var tcp = await ConnectAsync();
         var stream = tcp.GetStream();
@@ -124,9 +125,15 @@ public sealed class GatewayHostileInputTests(GatewayHostileInputTests.Fixture fi
         var head = await stream.ReadHeadAsync(Ct).WaitAsync(Bound, Ct);
         Assert.StartsWith("HTTP/1.1 101", head, StringComparison.Ordinal);
 
-        // A final text frame, masked, with a 64-bit length; then not one byte of its payload.
+        if (afterAFragment)
+        {
+            // Text, not final, masked (a zero key), one byte of payload.
+            await stream.WriteAsync(new byte[] { 0x01, 0x81, 0, 0, 0, 0, (byte)'{' }, Ct);
+        }
+
+        // A final text (or continuation) frame, masked, with a 64-bit length; then not one byte of its payload.
         var frame = new byte[14];
-        frame[0] = 0x81;
+        frame[0] = afterAFragment ? (byte)0x80 : (byte)0x81;
         frame[1] = 0x80 | 127;
         System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(frame.AsSpan(2), declared);
         await stream.WriteAsync(frame, Ct);

@@ -81,15 +81,16 @@ internal sealed class FrameLimit(int limit)
             return;
         }
 
-        // Continuation frames add to the message; a text or binary frame starts one.
-        _messageBytes = opcode == 0 ? _messageBytes + length : length;
-        if (_messageBytes > limit)
+        // Continuation frames add to the message; a text or binary frame starts one. (Compared before adding: a
+        // declared length can be as large as long.MaxValue.)
+        var before = opcode == 0 ? _messageBytes : 0;
+        if (length > limit - before)
         {
             _exceeded.TrySetResult();
         }
-        else if ((_header[0] & 0x80) != 0)
+        else
         {
-            _messageBytes = 0;
+            _messageBytes = (_header[0] & 0x80) != 0 ? 0 : before + length;
         }
     }
 }
