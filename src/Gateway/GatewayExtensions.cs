@@ -16,6 +16,7 @@ public static class GatewayExtensions
         builder.Services.AddApiKeyAuthentication();
         builder.Services.AddClientRateLimiter();
         builder.Services.AddRequestLimits();
+        builder.Services.AddClientFaults();
         builder.Services.AddCapacity();
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
@@ -31,6 +32,7 @@ public static class GatewayExtensions
         app.MapDefaultEndpoints();
         app.UseDemoPage();
         app.UseRequestLimits();
+        app.UseClientFaults();
         // Authentication first, so the limiter knows the key; the limiter before authorization, so that
         // requests with a wrong key are limited per address too.
         app.UseAuthentication();

@@ -16,4 +16,10 @@ internal static partial class Log
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Refused a body over {Limit} bytes on {Path}")]
     public static partial void BodyTooLarge(ILogger logger, long limit, PathString path);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Refused a request to {Path}: the value of its header {Header} is not ASCII")]
+    public static partial void HeaderNotAscii(ILogger logger, string header, PathString path);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The request body sent to {Path} was not received in full ({Error}): answered 400")]
+    public static partial void IncompleteBody(ILogger logger, PathString path, Yarp.ReverseProxy.Forwarder.ForwarderError error);
 }

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
-using Yarp.ReverseProxy.Model;
 
 namespace VixAspire.Gateway;
 
@@ -54,7 +53,7 @@ internal static class RateLimiting
             // Capacity: one concurrency limit over every proxied request, held until its response ends (a stream
             // holds its slot while it is open). The limit is the partition's key, so that a reload takes effect.
             options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, int>(static context =>
-                context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>() is null
+                !ClientFaults.IsProxied(context)
                     ? RateLimitPartition.GetNoLimiter(0)
                     : RateLimitPartition.GetConcurrencyLimiter(MaxStreams(context), static limit => new ConcurrencyLimiterOptions
                     {

@@ -1,7 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
-using Yarp.ReverseProxy.Forwarder;
 
 namespace VixAspire.Gateway;
 
@@ -36,32 +35,23 @@ internal static class RequestLimits
     }
 
     /// <summary>
-    /// A 413 problem for a body over the limit. A declared <c>Content-Length</c> is refused before the proxy reads
-    /// anything; a chunked body trips Kestrel's limit while YARP streams it upstream, which YARP reports as a
-    /// client body error (a bare 400): that becomes the same 413 while the response has not started.
+    /// A 413 problem for a body that declares a <c>Content-Length</c> over the limit, before the proxy reads anything.
+    /// A chunked body trips Kestrel's limit while YARP streams it upstream: <see cref="ClientFaults"/> answers that one.
     /// </summary>
     public static IApplicationBuilder UseRequestLimits(this IApplicationBuilder app) => app.Use(static async (context, next) =>
     {
-        var limit = context.RequestServices.GetRequiredService<IOptions<RequestLimitsOptions>>().Value.MaxRequestBodyBytes;
-        if (context.Request.ContentLength > limit)
+        if (context.Request.ContentLength > Limit(context))
         {
-            await RefuseAsync(context, limit);
+            await RefuseAsync(context);
             return;
         }
 
         await next(context);
-
-        if (!context.Response.HasStarted
-            && context.GetForwarderErrorFeature() is { Error: ForwarderError.RequestBodyClient, Exception: { } error }
-            && IsBodyTooLarge(error))
-        {
-            context.Response.Clear();
-            await RefuseAsync(context, limit);
-        }
     });
 
-    private static Task RefuseAsync(HttpContext context, long limit)
+    public static Task RefuseAsync(HttpContext context)
     {
+        var limit = Limit(context);
         var logger = context.RequestServices.GetRequiredService<ILogger<RequestLimitsOptions>>();
         Log.BodyTooLarge(logger, limit, context.Request.Path);
         // Nothing more of this body will be read: the connection cannot be reused.
@@ -69,12 +59,6 @@ internal static class RequestLimits
         return GatewayErrors.WriteAsync(context, GatewayError.TooLarge(limit));
     }
 
-    /// <summary>Kestrel's 413, however deep YARP and HttpClient wrapped it.</summary>
-    private static bool IsBodyTooLarge(Exception? error) => error switch
-    {
-        null => false,
-        Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => true,
-        AggregateException aggregate => aggregate.InnerExceptions.Any(IsBodyTooLarge),
-        _ => IsBodyTooLarge(error.InnerException),
-    };
+    private static long Limit(HttpContext context) =>
+        context.RequestServices.GetRequiredService<IOptions<RequestLimitsOptions>>().Value.MaxRequestBodyBytes;
 }

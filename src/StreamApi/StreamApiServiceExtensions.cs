@@ -72,6 +72,7 @@ public static class StreamApiServiceExtensions
         app.UseForwardedHeaders();
         app.UseStatusCodePages();
         // Keep-alive is set per socket from Streaming:HeartbeatInterval (see InferenceWebSocketApi).
+        app.UseWebSocketFrameLimit();
         app.UseWebSockets();
         app.MapDefaultEndpoints();
         app.MapInferenceApi().MapInferenceWebSocket();

@@ -317,11 +317,11 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture, WebSocketTest
             + $"Sec-WebSocket-Key: {Convert.ToBase64String(Guid.NewGuid().ToByteArray())}\r\nSec-WebSocket-Version: 13\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(handshake), Ct);
 
-        var head = await ReadHeadAsync(stream).WaitAsync(Bound, Ct);
+        var head = await stream.ReadHeadAsync(Ct).WaitAsync(Bound, Ct);
         var frameHeader = new byte[2];
         await stream.ReadExactlyAsync(frameHeader, Ct).AsTask().WaitAsync(Bound, Ct);
         var unanswered = Stopwatch.StartNew();
-        await ReadToCloseAsync(stream).WaitAsync(Bound, Ct);
+        await stream.ReadUntilClosedAsync(Ct).WaitAsync(Bound, Ct);
         var dropped = unanswered.Elapsed;
 
         Assert.StartsWith("HTTP/1.1 101", head, StringComparison.Ordinal);
@@ -340,34 +340,6 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture, WebSocketTest
         Assert.Contains(mentioned, error.GetProperty("message").GetString());
         Assert.False(error.GetProperty("retryable").GetBoolean());
         Assert.Equal("error", EndReason(messages));
-    }
-
-    private static async Task<string> ReadHeadAsync(NetworkStream stream)
-    {
-        var head = new StringBuilder();
-        var one = new byte[1];
-        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
-        {
-            await stream.ReadExactlyAsync(one, Ct);
-            head.Append((char)one[0]);
-        }
-
-        return head.ToString();
-    }
-
-    /// <summary>Reads and drops everything until the connection ends (closed or reset).</summary>
-    private static async Task ReadToCloseAsync(NetworkStream stream)
-    {
-        var sink = new byte[1024];
-        try
-        {
-            while (await stream.ReadAsync(sink, Ct) > 0)
-            {
-            }
-        }
-        catch (IOException)
-        {
-        }
     }
 
     private static int FirstIndex(List<JsonElement> messages, string requestId, string type) =>

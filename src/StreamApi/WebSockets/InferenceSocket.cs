@@ -17,12 +17,12 @@ internal static class InferenceSocket
     private static readonly TimeSpan RestartCloseTimeout = TimeSpan.FromSeconds(2);
 
     /// <summary>Serves <paramref name="socket"/> until it closes, <paramref name="connectionAborted"/> fires or the host stops.</summary>
-    public static async Task RunAsync(IServiceProvider services, WebSocket socket, ClientIdentity client, CancellationToken connectionAborted)
+    public static async Task RunAsync(IServiceProvider services, WebSocket socket, FrameLimit frames, ClientIdentity client, CancellationToken connectionAborted)
     {
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connectionAborted);
         var sender = new SocketSender(socket);
         var requests = new SocketRequests(ActivatorUtilities.CreateInstance<SocketRequestRunner>(services, sender, client));
-        var receiver = ActivatorUtilities.CreateInstance<SocketReceiver>(services, socket, sender, requests);
+        var receiver = ActivatorUtilities.CreateInstance<SocketReceiver>(services, socket, sender, requests, frames);
         var logger = services.GetRequiredService<ILogger<SocketReceiver>>();
         var restart = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var stopping = services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping

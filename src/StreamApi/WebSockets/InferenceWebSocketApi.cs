@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
@@ -27,7 +28,8 @@ namespace VixAspire.StreamApi.WebSockets;
 /// <c>inference.error</c> then <c>inference.end</c> (reason <c>error</c>) with a null <c>stream_id</c>. A
 /// message that is not a JSON object of a known type gets <c>inference.error</c> <c>invalid_message</c>
 /// (no end: it started nothing). The socket stays open in every one of these cases.</para>
-/// <para>Limits: a message over <see cref="StreamingOptions.MaxRequestBodyBytes"/> closes the socket with 1009.
+/// <para>Limits: a message over <see cref="StreamingOptions.MaxRequestBodyBytes"/> closes the socket with 1009, as soon as
+/// its frame headers declare it (<see cref="FrameLimit"/>).
 /// The server pings every <see cref="StreamingOptions.HeartbeatInterval"/> and drops a client that has not
 /// answered within another interval. A closed or dropped socket detaches from its streams, so each generation is
 /// cancelled after the disconnect grace unless a client resumes it with <c>GET /infer/stream/{id}</c>.</para>
@@ -59,7 +61,7 @@ public static class InferenceWebSocketApi
             KeepAliveInterval = heartbeat,
             KeepAliveTimeout = heartbeat,
         });
-        await InferenceSocket.RunAsync(context.RequestServices, socket, ClientIdentity.Of(context), cancellationToken);
+        await InferenceSocket.RunAsync(context.RequestServices, socket, context.Features.GetRequiredFeature<FrameLimit>(), ClientIdentity.Of(context), cancellationToken);
         return TypedResults.Empty;
     }
 }

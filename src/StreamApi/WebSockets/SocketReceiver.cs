@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text.Json;
-using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Inference;
 using VixAspire.StreamApi.Streaming;
@@ -10,16 +9,16 @@ using VixAspire.StreamApi.Streaming;
 namespace VixAspire.StreamApi.WebSockets;
 
 /// <summary>
-/// Reads one socket's messages: whole messages up to the size limit (one byte more closes the socket with 1009),
-/// each parsed and handed to the socket's requests. A message that is not a valid request or cancel is answered
+/// Reads one socket's messages: whole messages up to the size limit (one byte more, or frames that declare more,
+/// close the socket with 1009), each parsed and handed to the socket's requests. A message that is not a valid request or cancel is answered
 /// with <c>inference.error</c> and the socket stays open.
 /// </summary>
 internal sealed class SocketReceiver(
     WebSocket socket,
     SocketSender sender,
     SocketRequests requests,
+    FrameLimit frames,
     InferenceRequestReader reader,
-    IOptionsMonitor<StreamingOptions> options,
     ILogger<SocketReceiver> logger)
 {
     private const int ReceiveChunkBytes = 4096;
@@ -28,7 +27,7 @@ internal sealed class SocketReceiver(
     /// <summary>Receives until the client closes, the socket breaks or <paramref name="cancellationToken"/> (its lifetime) ends.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var limit = options.CurrentValue.MaxRequestBodyBytes;
+        var limit = frames.Limit;
         var message = new ArrayBufferWriter<byte>(ReceiveChunkBytes);
         while (true)
         {
@@ -37,7 +36,13 @@ internal sealed class SocketReceiver(
             {
                 // Never read more than one byte past the limit, however large the client's message.
                 var room = Math.Min(ReceiveChunkBytes, limit + 1 - message.WrittenCount);
-                result = await socket.ReceiveAsync(message.GetMemory(room)[..room], cancellationToken);
+                if (await ReceiveAsync(message.GetMemory(room)[..room], cancellationToken) is not { } received)
+                {
+                    await CloseTooBigAsync(limit, cancellationToken);
+                    return;
+                }
+
+                result = received;
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     Log.WebSocketClosed(logger, (int?)socket.CloseStatus);
@@ -48,9 +53,7 @@ internal sealed class SocketReceiver(
                 message.Advance(result.Count);
                 if (message.WrittenCount > limit)
                 {
-                    Log.WebSocketMessageTooBig(logger, limit);
-                    await sender.CloseAsync(WebSocketCloseStatus.MessageTooBig,
-                        $"A message may be at most {limit} bytes (Streaming:MaxRequestBodyBytes).", awaitReply: true, cancellationToken);
+                    await CloseTooBigAsync(limit, cancellationToken);
                     return;
                 }
             }
@@ -66,6 +69,37 @@ internal sealed class SocketReceiver(
                 message.ResetWrittenCount();
             }
         }
+    }
+
+    /// <summary>
+    /// The next part of a message; null if, while its bytes are awaited, the frames declare a message over the limit.
+    /// The pending receive is left to the close, which waits for it (or, for a client that sends nothing more, aborts it).
+    /// </summary>
+    private async ValueTask<ValueWebSocketReceiveResult?> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var receive = socket.ReceiveAsync(buffer, cancellationToken);
+        if (receive.IsCompleted)
+        {
+            return await receive;
+        }
+
+        var pending = receive.AsTask();
+        if (await Task.WhenAny(pending, frames.Exceeded) == pending)
+        {
+            return await pending;
+        }
+
+        _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return null;
+    }
+
+    /// <summary>Closes with 1009, reading (and dropping) what the client still sends until its close, for a bounded time.</summary>
+    private async Task CloseTooBigAsync(int limit, CancellationToken cancellationToken)
+    {
+        Log.WebSocketMessageTooBig(logger, limit);
+        await sender.CloseAsync(WebSocketCloseStatus.MessageTooBig,
+            $"A message may be at most {limit} bytes (Streaming:MaxRequestBodyBytes).", awaitReply: true, cancellationToken);
     }
 
     private async Task DispatchAsync(WebSocketMessageType type, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
