@@ -262,14 +262,24 @@ class Redis:
         cpu = self.info("cpu")
         return {"calls": calls, "cpu": float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), "at": time.monotonic()}
 
-    def wake_subscriptions(self):
-        """Token streams some API replica is following now (one wake channel each)."""
-        count = len(self.call("PUBSUB", "CHANNELS", "vix:*:wake") or [])
-        try:
-            count += len(self.call("PUBSUB", "SHARDCHANNELS", "vix:*:wake") or [])
-        except RuntimeError:
-            pass
-        return count
+    # Streams with a live attach lease: an API replica follows each (one script: SCAN over the lease sets).
+    FOLLOWED_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cursor, n = '0', 0
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', 'vix:*:clients', 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    if redis.call('ZCOUNT', k, '(' .. now, '+inf') > 0 then n = n + 1 end
+  end
+until cursor == '0'
+return n
+"""
+
+    def followed_streams(self):
+        """Token streams some API replica is following now (a live attach lease each)."""
+        return int(self.call("EVAL", self.FOLLOWED_SCRIPT, "0"))
 
 
 def delta(before, after):
@@ -601,7 +611,6 @@ def hold(name, url, port, args, servers, redis=None):
     before = {k: p.rss_kib() for k, p in servers}
     fds_before = {k: p.fds() for k, p in servers}
     accepted_before = established(port)
-    subscribed_before = redis.wake_subscriptions() if redis else 0
     share = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
     loads = [Load(f"hold-{name}-{i}", url, count, streams=count, model="synthetic-stall", max_tokens=8,
                   rate=args.hold_rate / clients) for i, count in enumerate(share)]
@@ -612,7 +621,7 @@ def hold(name, url, port, args, servers, redis=None):
         open_now = established(port) - accepted_before
         if redis and open_now >= n:
             # Accepted by the gateway is not yet held: wait until an API replica follows each stream.
-            open_now = min(open_now, redis.wake_subscriptions() - subscribed_before)
+            open_now = min(open_now, redis.followed_streams())
         if open_now != last:
             last, last_change = open_now, time.monotonic()
         if open_now >= n or (time.monotonic() - last_change > 10 and time.monotonic() > ramp_deadline - args.hold_settle):
@@ -623,7 +632,7 @@ def hold(name, url, port, args, servers, redis=None):
     time.sleep(3)
     held = {"accepted": established(port) - accepted_before}
     if redis:
-        held["followed"] = redis.wake_subscriptions() - subscribed_before
+        held["followed"] = redis.followed_streams()
     rss_held = {k: p.rss_kib() for k, p in servers}
     # Descriptors open on the whole machine: the load tool's sockets count too, and the machine has a ceiling.
     file_handles = int(open("/proc/sys/fs/file-nr").read().split()[0])
@@ -638,7 +647,7 @@ def hold(name, url, port, args, servers, redis=None):
         idle.update(split_calls(idle["calls"], monitored), monitor=monitored)
     held_end = {"accepted": established(port) - accepted_before}
     if redis:
-        held_end["followed"] = redis.wake_subscriptions() - subscribed_before
+        held_end["followed"] = redis.followed_streams()
     rss_end = {k: p.rss_kib() for k, p in servers}
     fds_held = {k: p.fds() for k, p in servers}
     alive_during = {k: p.alive() for k, p in servers}

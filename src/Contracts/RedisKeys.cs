@@ -25,12 +25,11 @@ public static class RedisKeys
     /// <summary>The token stream of one request: start, tokens, error, end.</summary>
     public static RedisKey Tokens(string id) => $"vix:{{{id}}}:tokens";
 
-    /// <summary>
-    /// Published (<c>SPUBLISH</c>) after every appended batch; the message is empty, the channel names the stream. A
-    /// sharded channel: in a cluster it stays on the shard of the stream's own keys (same hash tag) instead of being
-    /// broadcast to every node; Redis 7 serves it on a standalone server just the same.
-    /// </summary>
-    public static RedisChannel Wake(string id) => RedisChannel.Sharded($"vix:{{{id}}}:wake");
+    /// <summary>Prefix of <see cref="ReplicaWake"/>, for Lua.</summary>
+    public const string ReplicaWakePrefix = "vix:wake:";
+
+    /// <summary>An API replica's wake-ups: the ids of streams it follows that have new entries (see <see cref="WakeUps"/>).</summary>
+    public static RedisChannel ReplicaWake(string replica) => RedisChannel.Literal(ReplicaWakePrefix + replica);
 
     /// <summary>Set when a request is cancelled, so a worker that picks it up later still sees it.</summary>
     public static RedisKey Cancelled(string id) => $"vix:{{{id}}}:cancelled";

@@ -37,6 +37,7 @@ public static class StreamApiServiceExtensions
         builder.Services.AddSingleton<RequestQueue>();
         builder.Services.AddRedisRetry();
         builder.Services.AddSingleton<StreamReads>();
+        builder.Services.AddSingleton<WakeDispatcher>();
         builder.Services.AddSingleton<TokenStreamTailer>();
         builder.Services.AddSingleton<StreamControl>();
         builder.Services.AddSingleton<StreamStarter>();

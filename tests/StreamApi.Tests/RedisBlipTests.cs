@@ -90,8 +90,6 @@ public sealed class RedisBlipTests(RedisBlipTests.Fixture fixture) : IClassFixtu
     /// <summary>Plays the worker: appends one entry and publishes the wake-up (the test's connection is spared by CLIENT KILL).</summary>
     private async Task AppendAsync(string id, string name, byte[] envelope)
     {
-        var db = fixture.Redis.Database;
-        await db.StreamAddAsync(RedisKeys.Tokens(id), [new(StreamFields.Event, name), new(StreamFields.Data, envelope)]);
-        await db.PublishAsync(RedisKeys.Wake(id), RedisValue.EmptyString);
+        await TokenStreams.AppendAsync(fixture.Redis.Database, id, name, envelope);
     }
 }

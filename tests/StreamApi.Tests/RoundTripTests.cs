@@ -6,8 +6,8 @@ namespace VixAspire.StreamApi.Tests;
 
 /// <summary>
 /// What the API sends Redis for one stream, seen by <c>MONITOR</c> on a real redis-server (the test plays the worker):
-/// the stream is created, attached and queued in one command, each woken read is one command, and a stream that
-/// ended is not detached. These are the per-request round trips that bound the system's throughput.
+/// the stream is created, attached and queued in one command, with no subscription of its own; each write wakes the
+/// replica with one message, each woken read is one command, and a stream that ended is not detached. These are the per-request round trips that bound the system's throughput.
 /// </summary>
 public sealed class RoundTripTests(RoundTripTests.Fixture fixture) : IClassFixture<RoundTripTests.Fixture>
 {
@@ -46,13 +46,13 @@ public sealed class RoundTripTests(RoundTripTests.Fixture fixture) : IClassFixtu
         Assert.Equal(1, await AttachLeaseProbe.LiveLeasesAsync(Db, id));
         Assert.Single(await Db.StreamRangeAsync(RedisKeys.Requests), e => e[StreamFields.RequestId] == id);
 
-        // Before its first read, the request cost one script and the subscription to its wake-ups.
+        // Before its first read, the request cost one script: no subscription of its own (the replica has one for all).
         var sent = monitor.Sent().Where(c => c.Arguments.Any(a => a.Contains(id, StringComparison.Ordinal))).ToList();
         var firstRead = sent.FindIndex(c => c.Name == "XREAD");
         Assert.True(firstRead >= 0, string.Join(", ", sent.Select(c => c.Name)));
-        Assert.Equal(["SSUBSCRIBE"], sent[..firstRead].Where(c => !c.Name.StartsWith("EVAL", StringComparison.Ordinal)).Select(c => c.Name));
-        Assert.Single(sent[..firstRead], c => c.Name.StartsWith("EVAL", StringComparison.Ordinal));
-        Assert.DoesNotContain(monitor.Sent(), c => c.Name is "XLEN" or "EXPIRE" or "XADD" or "ZADD");
+        Assert.Single(sent[..firstRead]);
+        Assert.StartsWith("EVAL", sent[0].Name, StringComparison.Ordinal);
+        Assert.DoesNotContain(monitor.Sent(), c => c.Name is "XLEN" or "EXPIRE" or "XADD" or "ZADD" || c.Name.EndsWith("SUBSCRIBE", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -79,21 +79,22 @@ public sealed class RoundTripTests(RoundTripTests.Fixture fixture) : IClassFixtu
         Assert.True(await events.MoveNextAsync().AsTask().WaitAsync(Bound, Ct));
         Assert.Equal("end", events.Current.EventType);
         Assert.False(await events.MoveNextAsync().AsTask().WaitAsync(Bound, Ct));
-        await Eventually.UntilAsync(() => Task.FromResult(monitor.Sent().Any(c => c.Name == "SUNSUBSCRIBE")), Bound, "the follower gone", Ct);
+        // Each write woke this replica with one message on its own channel, naming the stream.
+        var replica = ((string)lease!).Split(':')[0];
+        var wakes = monitor.All().Where(c => c.FromScript && c.Name == "PUBLISH").ToList();
+        Assert.Equal(tokens + 1, wakes.Count);
+        Assert.All(wakes, c => Assert.Equal([RedisKeys.ReplicaWake(replica).ToString(), id], c.Arguments));
+        Assert.DoesNotContain(monitor.Sent(), c => c.Name.EndsWith("SUBSCRIBE", StringComparison.Ordinal));
 
         // A read that found entries is not followed by an empty one: one read per wake-up (a wake-up that lands while
         // a read is in flight may cost one more), where reading until empty took two.
         var reads = monitor.Sent().Count(c => c.Name == "XREAD" && c.Arguments.Contains(RedisKeys.Tokens(id).ToString()));
         Assert.InRange(reads, tokens + 1, tokens + 3);
         // No detach once the end was read: the lease stays until the set expires with the stream; no grace begins.
-        Assert.DoesNotContain(monitor.Sent(), c => c.Name.StartsWith("EVAL", StringComparison.Ordinal) && c.Arguments.Contains(RedisKeys.Clients(id).ToString()));
+        Assert.DoesNotContain(monitor.Sent(), c => c.Arguments.Contains(RedisKeys.Left(id).ToString()));
         Assert.Equal([lease], await Db.SortedSetRangeByRankAsync(RedisKeys.Clients(id)));
         Assert.False(await Db.KeyExistsAsync(RedisKeys.Left(id)));
     }
 
-    private async Task AppendAsync(string id, string eventName, byte[] envelope)
-    {
-        await Db.StreamAddAsync(RedisKeys.Tokens(id), [new(StreamFields.Event, eventName), new(StreamFields.Data, envelope)]);
-        await Db.PublishAsync(RedisKeys.Wake(id), "");
-    }
+    private Task<string> AppendAsync(string id, string eventName, byte[] envelope) => TokenStreams.AppendAsync(Db, id, eventName, envelope);
 }

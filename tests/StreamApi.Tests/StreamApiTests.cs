@@ -271,11 +271,6 @@ public sealed class StreamApiTests(StreamApiTests.Fixture fixture) : IClassFixtu
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
     }
 
-    private async Task<string> AppendAsync(string id, string eventName, byte[] envelope)
-    {
-        var db = fixture.Redis.Database;
-        var entryId = await db.StreamAddAsync(RedisKeys.Tokens(id), [new(StreamFields.Event, eventName), new(StreamFields.Data, envelope)]);
-        await db.PublishAsync(RedisKeys.Wake(id), "");
-        return entryId!;
-    }
+    private Task<string> AppendAsync(string id, string eventName, byte[] envelope) =>
+        TokenStreams.AppendAsync(fixture.Redis.Database, id, eventName, envelope);
 }

@@ -17,16 +17,30 @@ public static class TokenStreams
         return id;
     }
 
+    // KEYS: token stream, clients. ARGV: stream id, event, data.
+    private const string AppendScript = WakeUps.Functions + $$"""
+        local id = redis.call('XADD', KEYS[1], '*', '{{StreamFields.Event}}', ARGV[2], '{{StreamFields.Data}}', ARGV[3])
+        local wakes = {}
+        vix_wake_add(wakes, KEYS[2], ARGV[1])
+        vix_wake_send(wakes)
+        return id
+        """;
+
+    /// <summary>Plays the worker: appends one entry to stream <paramref name="id"/> and wakes the API replicas that follow it, as a worker's write does.</summary>
+    public static async Task<string> AppendAsync(IDatabase db, string id, string eventName, byte[] envelope) =>
+        (string)(await db.ScriptEvaluateAsync(AppendScript, [RedisKeys.Tokens(id), RedisKeys.Clients(id)], [id, eventName, envelope]))!;
+
     public static InferenceRequest Request(string prompt, int maxTokens, string model = "synthetic") =>
         new(model, [new ChatTurn("user", prompt)], maxTokens, null);
 
-    /// <summary>Waits (woken by the stream's channel, never polling) until the stream holds an entry matching <paramref name="until"/>.</summary>
+    /// <summary>Waits (woken by the stream's keyspace notifications, never polling) until the stream holds an entry matching <paramref name="until"/>.</summary>
     public static async Task<StreamEntry[]> WaitForAsync(IConnectionMultiplexer redis, string id, Func<StreamEntry[], bool> until, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var woken = new SemaphoreSlim(0);
         var subscriber = redis.GetSubscriber();
         Action<RedisChannel, RedisValue> handler = (_, _) => woken.Release();
-        await subscriber.SubscribeAsync(RedisKeys.Wake(id), handler);
+        var channel = RedisChannel.Literal($"__keyspace@0__:{RedisKeys.Tokens(id)}");
+        await subscriber.SubscribeAsync(channel, handler);
         try
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -51,7 +65,7 @@ public static class TokenStreams
         }
         finally
         {
-            await subscriber.UnsubscribeAsync(RedisKeys.Wake(id), handler);
+            await subscriber.UnsubscribeAsync(channel, handler);
         }
     }
 

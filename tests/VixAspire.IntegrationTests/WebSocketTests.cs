@@ -51,7 +51,7 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture, WebSocketTest
         public override async ValueTask InitializeAsync()
         {
             await StartAsync(workers: 0, gateway: false,
-                apiServices: s => s.AddSingleton(_ => FailingBatches.Wrap(Redis.Connection)));
+                apiServices: s => s.AddSingleton(_ => FailingEnqueue.Wrap(Redis.Connection)));
             SocketAddress = new UriBuilder(Services.ApiAddress) { Scheme = "ws", Path = "/infer/ws" }.Uri;
         }
     }
@@ -397,7 +397,7 @@ public sealed class WebSocketTests(WebSocketTests.Fixture fixture, WebSocketTest
 /// A Redis client that fails with an exception the API does not expect (not a <see cref="RedisException"/>) whenever
 /// a batch is created, which only queueing a request does; every other call goes to the real client.
 /// </summary>
-public class FailingBatches : DispatchProxy
+public class FailingEnqueue : DispatchProxy
 {
     private object _inner = null!;
 
@@ -405,8 +405,8 @@ public class FailingBatches : DispatchProxy
 
     private static T Create<T>(T inner) where T : class
     {
-        var proxy = DispatchProxy.Create<T, FailingBatches>();
-        ((FailingBatches)(object)proxy)._inner = inner;
+        var proxy = DispatchProxy.Create<T, FailingEnqueue>();
+        ((FailingEnqueue)(object)proxy)._inner = inner;
         return proxy;
     }
 
@@ -414,8 +414,9 @@ public class FailingBatches : DispatchProxy
     {
         switch (targetMethod!.Name)
         {
-            case nameof(IDatabase.CreateBatch):
-                throw new InvalidOperationException("Injected fault: creating a batch.");
+            // The command that queues a request (its keys include the queue), as any front end sends it.
+            case nameof(IDatabase.ScriptEvaluateAsync) when args is [_, RedisKey[] keys, ..] && keys.Contains(RedisKeys.Requests):
+                throw new InvalidOperationException("Injected fault: queueing a request.");
             case nameof(IDisposable.Dispose):
                 // The connection is the test's RedisServer's, which disposes it.
                 return null;

@@ -100,7 +100,8 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
     private static readonly RedisValue CancelChannel = RedisKeys.Cancellations.ToString();
 
     /// <summary>This replica's part of every lease member, so members of different replicas never collide.</summary>
-    private static readonly string Replica = Guid.NewGuid().ToString("N")[..12];
+    /// <remarks>Also the name of the replica's wake-up channel (<see cref="WakeDispatcher"/>), which writers find in the leases.</remarks>
+    internal static readonly string Replica = Guid.NewGuid().ToString("N")[..12];
 
     private long _attachments;
 

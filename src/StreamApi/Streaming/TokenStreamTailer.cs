@@ -10,7 +10,7 @@ using VixAspire.Contracts;
 namespace VixAspire.StreamApi.Streaming;
 
 /// <summary>
-/// Follows one token stream: reads what is there, then sleeps until the stream's wake channel fires,
+/// Follows one token stream: reads what is there, then sleeps until a wake-up names it (<see cref="WakeDispatcher"/>),
 /// and reads again from the last id it returned, together with every other stream woken meanwhile
 /// (<see cref="StreamReads"/>). An idle stream costs no Redis command but one at each
 /// heartbeat, which renews the client's attach lease and checks that the stream still exists; a flowing one
@@ -22,16 +22,18 @@ internal sealed class TokenStreamTailer
 {
     private readonly IConnectionMultiplexer _redis;
     private readonly StreamReads _reads;
+    private readonly WakeDispatcher _wakeUps;
     private readonly StreamControl _control;
     private readonly ResiliencePipeline _retry;
     private readonly IOptionsMonitor<StreamingOptions> _options;
     private readonly ConcurrentDictionary<WakeSignal, byte> _following = new();
 
-    public TokenStreamTailer(IConnectionMultiplexer redis, StreamReads reads, StreamControl control, ResiliencePipelineProvider<string> pipelines,
+    public TokenStreamTailer(IConnectionMultiplexer redis, StreamReads reads, WakeDispatcher wakeUps, StreamControl control, ResiliencePipelineProvider<string> pipelines,
         IOptionsMonitor<StreamingOptions> options)
     {
         _redis = redis;
         _reads = reads;
+        _wakeUps = wakeUps;
         _control = control;
         _retry = pipelines.GetPipeline(RedisFaults.RetryPipeline);
         _options = options;
@@ -50,24 +52,12 @@ internal sealed class TokenStreamTailer
     {
         var db = _redis.GetDatabase();
         var key = RedisKeys.Tokens(id);
-        var channel = RedisKeys.Wake(id);
-        var subscriber = _redis.GetSubscriber();
         var signal = new WakeSignal();
-        Action<RedisChannel, RedisValue> onWake = (_, _) => signal.Set();
+        // Registered before the first read, so nothing appended after that read goes unnoticed.
+        using var registration = await _wakeUps.RegisterAsync(id, signal);
         _following.TryAdd(signal, 0);
         try
         {
-            // Subscribe before the first read, so nothing appended after that read goes unnoticed. Not
-            // cancellable: once sent, the subscription must exist for the finally to remove it.
-            try
-            {
-                await subscriber.SubscribeAsync(channel, onWake);
-            }
-            catch (Exception ex) when (RedisFaults.IsUnreachable(ex))
-            {
-                // The handler is registered all the same: the multiplexer subscribes it again when the connection is
-                // back, and wakes this tail then.
-            }
             RedisValue after = afterId;
             var first = true;
             var renewed = Stopwatch.GetTimestamp();
@@ -141,7 +131,6 @@ internal sealed class TokenStreamTailer
         finally
         {
             _following.TryRemove(signal, out _);
-            subscriber.Unsubscribe(channel, onWake, CommandFlags.FireAndForget);
         }
     }
 

@@ -31,14 +31,15 @@ internal sealed class StreamFlusher : IAsyncDisposable
     public const int KeysPerStream = 6;
 
     // Per stream: KEYS token stream, writer hash, clients, cancelled flag, left, owner; ARGV MAXLEN, expiry in ms (0:
-    // leave as is; set with the end entry on every key of the request), wake channel, writer, batch number,
+    // leave as is; set with the end entry on every key of the request), stream id, writer, batch number,
     // disconnect grace in ms, entry count, then event/data pairs. Returns one state per stream: 0 when the stream is
     // gone, 3 when another writer owns it or it ended, 4 when batches this writer had applied are missing (a replica
     // promoted by a failover had not received them yet), 2 when the request is cancelled (by a cancel the pub/sub
     // message missed, or because no client has followed it for the grace), else 1. The end hands the stream to
-    // '~' .. writer, which refuses everyone, yet still tells that writer its retried end was applied. The wake-up is
-    // an SPUBLISH on a channel with the stream's hash tag, so it never leaves the stream's cluster slot.
-    private const string AppendScript = AttachLeases.Functions + """
+    // '~' .. writer, which refuses everyone, yet still tells that writer its retried end was applied. Wake-ups go out
+    // once per call, one message per API replica that follows any of its streams (WakeUps).
+    private const string AppendScript = AttachLeases.Functions + WakeUps.Functions + """
+        local wakes = {}
         local function vix_append(k, a, first, last)
           if redis.call('EXISTS', KEYS[k + 1]) == 0 then return 0 end
           local owner = redis.call('HGET', KEYS[k + 2], 'o')
@@ -56,7 +57,7 @@ internal sealed class StreamFlusher : IAsyncDisposable
               redis.call('HSET', KEYS[k + 2], 'o', '~' .. ARGV[a + 3])
               for j = k + 1, k + 6 do redis.call('PEXPIRE', KEYS[j], ARGV[a + 1]) end
             end
-            redis.call('SPUBLISH', ARGV[a + 2], '')
+            vix_wake_add(wakes, KEYS[k + 3], ARGV[a + 2])
           end
           if redis.call('EXISTS', KEYS[k + 4]) == 1 then return 2 end
           if ARGV[a + 1] == '0' and vix_abandoned(KEYS[k + 3], KEYS[k + 5], ARGV[a + 5]) then
@@ -73,6 +74,7 @@ internal sealed class StreamFlusher : IAsyncDisposable
           states[#states + 1] = vix_append(k, a, first, last)
           a = last + 1
         end
+        vix_wake_send(wakes)
         return states
         """;
 

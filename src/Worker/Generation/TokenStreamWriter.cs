@@ -45,7 +45,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     private readonly StreamFlusher _flusher;
     private readonly RedisKey[] _keys;
     private readonly RedisValue _maxLength;
-    private readonly RedisValue _channel;
+    private readonly RedisValue _id;
     private readonly RedisValue _owner;
     private readonly long _graceMilliseconds;
     private readonly long _finalTtlMilliseconds;
@@ -64,7 +64,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
         _flusher = flusher;
         _keys = KeysOf(id);
         _maxLength = limits.MaxStreamEntries;
-        _channel = RedisKeys.Wake(id).ToString();
+        _id = id;
         _owner = owner;
         _graceMilliseconds = (long)limits.DisconnectGrace.TotalMilliseconds;
         _finalTtlMilliseconds = (long)limits.ResumeWindow.TotalMilliseconds;
@@ -143,7 +143,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
         _arguments.Clear();
         _arguments.Add(_maxLength);
         _arguments.Add(0);
-        _arguments.Add(_channel);
+        _arguments.Add(_id);
         _arguments.Add(_owner);
         _arguments.Add(_batch + 1);
         _arguments.Add(_graceMilliseconds);
