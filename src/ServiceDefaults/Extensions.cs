@@ -24,6 +24,8 @@ public static class Extensions
         builder.AddDefaultHealthChecks();
         builder.Services.AddHostedService<RedisPasswordCheck>();
         builder.Services.AddServiceDiscovery();
+        // Every pipeline registered with AddResiliencePipeline takes these.
+        builder.Services.Configure<Polly.Telemetry.TelemetryOptions>(static options => ResilienceTelemetry.Quiet(options));
         builder.Services.ConfigureHttpClientDefaults(http =>
         {
             http.AddStandardResilienceHandler();

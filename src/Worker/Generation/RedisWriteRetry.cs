@@ -1,5 +1,6 @@
 using Polly;
 using Polly.Retry;
+using Polly.Telemetry;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 
@@ -22,6 +23,6 @@ internal sealed class RedisWriteRetry(TimeProvider time, ILoggerFactory loggers)
             Delay = TimeSpan.FromMilliseconds(50),
             MaxDelay = TimeSpan.FromSeconds(2),
         })
-        .ConfigureTelemetry(loggers)
+        .ConfigureTelemetry(ResilienceTelemetry.Quiet(new TelemetryOptions { LoggerFactory = loggers }))
         .Build();
 }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Polly;
+using Polly.Telemetry;
 using Polly.CircuitBreaker;
 using Polly.Registry;
 using Polly.Retry;
@@ -41,7 +42,7 @@ internal sealed class ProviderPipelines : IAsyncDisposable
         context.EnableReloads(_options);
         var settings = _options.CurrentValue;
         builder.TimeProvider = _time;
-        builder.ConfigureTelemetry(_loggers);
+        builder.ConfigureTelemetry(ResilienceTelemetry.Quiet(new TelemetryOptions { LoggerFactory = _loggers }));
         if (settings.MaxRetries > 0)
         {
             builder.AddRetry(new RetryStrategyOptions<ProviderAttempt>
