@@ -17,7 +17,8 @@ internal static partial class Log
     [LoggerMessage(5, LogLevel.Error, "Reading the request queue failed; retrying")]
     public static partial void QueueReadFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(6, LogLevel.Information, "Request {RequestId} ended: {Reason}, {Tokens} tokens")]
+    // Debug: one line per request is hundreds a second per worker under load, and the span and the metrics carry it.
+    [LoggerMessage(6, LogLevel.Debug, "Request {RequestId} ended: {Reason}, {Tokens} tokens")]
     public static partial void GenerationEnded(ILogger logger, string requestId, string reason, int tokens);
 
     [LoggerMessage(7, LogLevel.Warning, "Claimed request {RequestId} from a worker presumed dead")]
