@@ -596,7 +596,10 @@ def measured_run(name, url, concurrency, seconds, stack=None, max_tokens=32, mon
 
 
 def warm_up(name, url):
-    Load(f"warmup-{name}", url, 50, streams=300, max_tokens=8).finish(60)
+    """Ten seconds of load at 200 streams, left out of every figure: .NET compiles hot code again, optimised, only
+    after it has run a while (tiered compilation), and a few hundred short streams left the first measured level
+    running partly unoptimised code (its TTFT p99 several times that of the same level run later)."""
+    Load(f"warmup-{name}", url, 200, seconds=10, max_tokens=32).finish(60)
 
 
 # ---------------------------------------------------------------------------------------------------------------
