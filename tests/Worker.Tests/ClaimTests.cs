@@ -91,6 +91,50 @@ public sealed class ClaimTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AfterAFullClaimBatchTheNextClaimRoundDoesNotWaitBehindABlockingRead()
+    {
+        const int orphans = 100;
+        await Db.StreamCreateConsumerGroupAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, "0-0", createStream: true);
+        var ids = new List<string>();
+        for (var i = 0; i < orphans; i++)
+        {
+            var id = await EnqueueAsync(Db, Request($"orphan {i}", 3));
+            await Db.StreamAddAsync(RedisKeys.Tokens(id), [new(StreamFields.Event, EventNames.Token), new(StreamFields.Data, Envelopes.Token("half", 0))]);
+            ids.Add(id);
+        }
+
+        Assert.Equal(orphans, (await Db.StreamReadGroupAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, DeadConsumer, ">", count: orphans)).Length);
+        await using var monitor = await RedisMonitor.StartAsync(_redis, Ct);
+
+        // A survivor with room for more than a claim batch each round, whose idle reads block long.
+        await _services.StartWorkerAsync(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:redis"] = _redis.ConnectionString,
+            ["Worker:MaxConcurrency"] = "64",
+            ["Worker:BlockTimeout"] = "00:00:05",
+            ["Worker:ClaimIdleTime"] = "00:00:01",
+            ["Worker:ClaimInterval"] = "00:00:00.100",
+        }, Ct);
+        foreach (var id in ids)
+        {
+            await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
+        }
+
+        // A dead worker's hundred streams take seven claim rounds of 16; between the first and the last, no read
+        // blocked (before, each full round was followed by one, BLOCK long, per round).
+        var sent = monitor.Sent();
+        var claims = Enumerable.Range(0, sent.Count).Where(i => sent[i].Name == "XAUTOCLAIM").ToList();
+        Assert.True(claims.Count >= 7, $"{claims.Count} claim rounds");
+        var rounds = sent.Take(claims[6]).Skip(claims[0]);
+        Assert.DoesNotContain(rounds, c => c.Name == "XREADGROUP" && c.Arguments.Contains("BLOCK"));
+        foreach (var id in ids)
+        {
+            var entries = await Db.StreamRangeAsync(RedisKeys.Tokens(id));
+            Assert.Equal(["start", "token", "error", "end"], entries.Select(EventOf));
+        }
+    }
+
+    [Fact]
     public async Task RenewingItsOwnRequestsNeverTakesBackOneAnotherConsumerClaimed()
     {
         await _services.StartWorkerAsync(new Dictionary<string, string?>

@@ -181,13 +181,16 @@ internal sealed class RequestConsumer(
                 free++;
             }
 
+            var orphansWaiting = false;
             if (Stopwatch.GetElapsedTime(lastClaim) >= settings.ClaimInterval)
             {
                 var batch = Math.Min(free, MaxClaimBatch);
                 (var started, cursor) = await ClaimOrphansAsync(queue, batch, minIdle, cursor, stoppingToken, generationToken);
                 // A full batch means more orphans may be waiting (a dead worker's hundreds of streams): claim again
-                // on the next round, as slots allow, rather than a whole interval later.
-                lastClaim = started == batch ? 0 : Stopwatch.GetTimestamp();
+                // on the next round, as slots allow, rather than a whole interval later, and let this round's read
+                // not block, so that the next round comes at once.
+                orphansWaiting = started == batch;
+                lastClaim = orphansWaiting ? 0 : Stopwatch.GetTimestamp();
                 free -= started;
                 if (free == 0)
                 {
@@ -216,7 +219,7 @@ internal sealed class RequestConsumer(
                 if (entries.Length == 0)
                 {
                     // Not abandoned on shutdown: BLOCK bounds it, and what it returns is handed back below.
-                    entries = await ReadGroupAsync(blocking, queue, free, blockMilliseconds);
+                    entries = await ReadGroupAsync(blocking, queue, free, orphansWaiting ? null : blockMilliseconds);
                 }
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
