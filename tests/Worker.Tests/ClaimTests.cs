@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Builder;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
@@ -57,16 +58,8 @@ public sealed class ClaimTests : IAsyncLifetime
         var delivered = await Db.StreamReadGroupAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, DeadConsumer, ">", count: 60);
         Assert.Equal(60, delivered.Length);
 
-        await _services.StartWorkerAsync(new Dictionary<string, string?>
-        {
-            ["ConnectionStrings:redis"] = _redis.ConnectionString,
-            ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
-            ["Providers:Synthetic:TokenDelay"] = "00:00:00.010",
-            ["Worker:MaxConcurrency"] = "8",
-            ["Worker:BlockTimeout"] = "00:00:00.200",
-            ["Worker:ClaimIdleTime"] = "00:00:01",
-            ["Worker:ClaimInterval"] = "00:00:00.100",
-        }, Ct);
+        await StartClaimingWorkerAsync("00:00:01",
+            ("Providers:Synthetic:TokenDelay", "00:00:00.010"), ("Worker:MaxConcurrency", "8"), ("Worker:BlockTimeout", "00:00:00.200"));
 
         foreach (var id in withTokens.Concat(withoutTokens))
         {
@@ -107,14 +100,7 @@ public sealed class ClaimTests : IAsyncLifetime
         await using var monitor = await RedisMonitor.StartAsync(_redis, Ct);
 
         // A survivor with room for more than a claim batch each round, whose idle reads block long.
-        await _services.StartWorkerAsync(new Dictionary<string, string?>
-        {
-            ["ConnectionStrings:redis"] = _redis.ConnectionString,
-            ["Worker:MaxConcurrency"] = "64",
-            ["Worker:BlockTimeout"] = "00:00:05",
-            ["Worker:ClaimIdleTime"] = "00:00:01",
-            ["Worker:ClaimInterval"] = "00:00:00.100",
-        }, Ct);
+        await StartClaimingWorkerAsync("00:00:01", ("Worker:MaxConcurrency", "64"), ("Worker:BlockTimeout", "00:00:05"));
         foreach (var id in ids)
         {
             await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
@@ -137,15 +123,8 @@ public sealed class ClaimTests : IAsyncLifetime
     [Fact]
     public async Task RenewingItsOwnRequestsNeverTakesBackOneAnotherConsumerClaimed()
     {
-        await _services.StartWorkerAsync(new Dictionary<string, string?>
-        {
-            ["ConnectionStrings:redis"] = _redis.ConnectionString,
-            ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
-            ["Providers:Synthetic:TokenDelay"] = "00:00:00.050",
-            // Nothing is idle long enough to be taken as an orphan: only renewals run.
-            ["Worker:ClaimIdleTime"] = "00:10:00",
-            ["Worker:ClaimInterval"] = "00:00:00.100",
-        }, Ct);
+        // Nothing is idle long enough to be taken as an orphan: only renewals run.
+        await StartClaimingWorkerAsync("00:10:00", ("Providers:Synthetic:TokenDelay", "00:00:00.050"));
         var stolen = await EnqueueAsync(Db, Request("stolen", 5000));
         var kept = await EnqueueAsync(Db, Request("kept", 5000));
         foreach (var id in new[] { stolen, kept })
@@ -181,5 +160,23 @@ public sealed class ClaimTests : IAsyncLifetime
     {
         var pending = await Db.StreamPendingMessagesAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, 1, RedisValue.Null, entryId, entryId);
         return Assert.Single(pending).IdleTimeInMilliseconds;
+    }
+
+    /// <summary>A worker on this test's Redis that claims every 100 ms what has been idle for <paramref name="claimIdleTime"/>, with a synthetic model without first-token delay.</summary>
+    private Task<WebApplication> StartClaimingWorkerAsync(string claimIdleTime, params (string Key, string Value)[] settings)
+    {
+        var all = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:redis"] = _redis.ConnectionString,
+            ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
+            ["Worker:ClaimIdleTime"] = claimIdleTime,
+            ["Worker:ClaimInterval"] = "00:00:00.100",
+        };
+        foreach (var (key, value) in settings)
+        {
+            all[key] = value;
+        }
+
+        return _services.StartWorkerAsync(all, Ct);
     }
 }

@@ -52,9 +52,10 @@ internal sealed class WakeDispatcher(IConnectionMultiplexer redis)
     private void Wake(RedisValue message)
     {
         var ids = ((string?)message ?? "").AsSpan();
+        var lookup = _tails.GetAlternateLookup<ReadOnlySpan<char>>();
         foreach (var range in ids.Split(WakeUps.Separator))
         {
-            if (_tails.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(ids[range], out var tails))
+            if (lookup.TryGetValue(ids[range], out var tails))
             {
                 foreach (var tail in tails)
                 {
