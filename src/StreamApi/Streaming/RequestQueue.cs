@@ -31,7 +31,7 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, RedisTopology t
         """;
 
     /// <summary>
-    /// Creates the request's token stream with its <c>start</c> entry and the client's attach <paramref name="lease"/>,
+    /// Creates the request's token stream with its <c>start</c> entry (<paramref name="start"/>) and the client's attach <paramref name="lease"/>,
     /// then appends the request to a queue partition: one script on a single server. The start entry exists before any
     /// worker can see the request, so a client can attach as soon as it has the id. In a cluster the stream and the
     /// queue live on different shards, whose connections keep no order between them, so the request is queued only
@@ -42,42 +42,45 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, RedisTopology t
     /// entry names <paramref name="client"/>, whose slot the worker frees at the end; a client with an API key is
     /// recorded as the stream's owner.
     /// </summary>
-    public async Task<bool> EnqueueAsync(string id, InferenceRequest request, ClientIdentity client, AttachLease lease)
+    public async Task<bool> EnqueueAsync(string id, byte[] start, InferenceRequest request, ClientIdentity client, AttachLease lease)
     {
         var limits = options.CurrentValue;
         var db = redis.GetDatabase();
         var queue = topology.PickQueue();
         var cap = Math.Max(1, limits.MaxQueueLength / topology.Queues.Count);
-        var ttl = (long)limits.InitialStreamTtl.TotalMilliseconds;
-        var args = new List<RedisValue>(16)
+        // The queue entry's fields and values, in pairs.
+        var fields = new List<RedisValue>(10)
         {
-            Envelopes.Start(id, request.Model),
-            ttl,
-            client.Key ?? RedisValue.EmptyString,
-            lease.Member,
-            StreamControl.LeaseMilliseconds(limits),
-            cap,
             StreamFields.RequestId, id,
             StreamFields.RequestBody, request.ToUtf8Json(),
         };
         if (limits.MaxConcurrentStreamsPerClient > 0)
         {
-            args.AddRange([StreamFields.Client, client.Id]);
+            fields.AddRange([StreamFields.Client, client.Id]);
         }
 
         if (Activity.Current is { } activity)
         {
-            args.AddRange([StreamFields.TraceParent, activity.Id]);
+            fields.AddRange([StreamFields.TraceParent, activity.Id]);
             if (activity.TraceStateString is { } state)
             {
-                args.AddRange([StreamFields.TraceState, state]);
+                fields.AddRange([StreamFields.TraceState, state]);
             }
         }
 
         RedisKey[] keys = [RedisKeys.Tokens(id), RedisKeys.Owner(id), RedisKeys.Clients(id)];
+        RedisValue[] begin =
+        [
+            start,
+            (long)limits.InitialStreamTtl.TotalMilliseconds,
+            client.Key ?? RedisValue.EmptyString,
+            lease.Member,
+            StreamControl.LeaseMilliseconds(limits),
+            cap,
+        ];
         if (!topology.IsCluster)
         {
-            return (int)await db.ScriptEvaluateAsync(BeginScript, [.. keys, queue], [.. args]) == 1;
+            return (int)await db.ScriptEvaluateAsync(BeginScript, [.. keys, queue], [.. begin, .. fields]) == 1;
         }
 
         if (await db.StreamLengthAsync(queue) >= cap)
@@ -85,14 +88,8 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, RedisTopology t
             return false;
         }
 
-        await db.ScriptEvaluateAsync(BeginScript, keys, [.. args]);
-        var entry = new NameValueEntry[(args.Count - 6) / 2];
-        for (var i = 0; i < entry.Length; i++)
-        {
-            entry[i] = new(args[6 + 2 * i], args[7 + 2 * i]);
-        }
-
-        await db.StreamAddAsync(queue, entry);
+        await db.ScriptEvaluateAsync(BeginScript, keys, begin);
+        await db.StreamAddAsync(queue, [.. fields.Chunk(2).Select(static pair => new NameValueEntry(pair[0], pair[1]))]);
         return true;
     }
 

@@ -52,6 +52,8 @@ internal sealed class StreamFollower(
             lease = slot?.Attached ?? await TryAttachAsync(id, following.Token);
             var progress = new TailProgress();
             var sawToken = afterId is not null;
+            // Whether the client has had any event: a resume has (its start), a new stream not until its first read.
+            var begun = afterId is not null;
             var unreadable = false;
             var stopped = false;
             await using var batches = tailer.TailAsync(id, afterId, lease, progress, following.Token).GetAsyncEnumerator(following.Token);
@@ -90,6 +92,7 @@ internal sealed class StreamFollower(
                     telemetry.RecordTimeToFirstToken(Stopwatch.GetElapsedTime(startTimestamp));
                 }
 
+                begun = true;
                 if (TokenStreamTailer.IsEnd(entries[^1]))
                 {
                     ended = await EndAsync(slot, TokenStreamTailer.EndReason(entries[^1]));
@@ -107,7 +110,7 @@ internal sealed class StreamFollower(
                 StreamApiTelemetry.EndSent(EndReasons.Error);
                 yield return StreamBatch.Ending(unreadable
                     ? Envelopes.Error("stream_unavailable", $"The token stream could not be read; resume it with GET /infer/stream/{id}.", retryable: true)
-                    : LostError);
+                    : LostError, begun ? null : slot?.Start);
             }
         }
         finally

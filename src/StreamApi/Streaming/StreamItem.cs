@@ -72,12 +72,20 @@ internal readonly struct StreamBatch
 
     private StreamBatch(StreamItem[] items) => _items = items;
 
-    /// <summary>An error then an end (reason <c>error</c>), for a stream the API can no longer follow.</summary>
-    public static StreamBatch Ending(byte[] error) => new(
-    [
-        StreamItem.Local(StreamItemKind.Error, EventNames.Error, error),
-        StreamItem.Local(StreamItemKind.End, EventNames.End, Envelopes.End(EndReasons.Error, 0)),
-    ]);
+    /// <summary>
+    /// An error then an end (reason <c>error</c>), for a stream the API can no longer follow; after
+    /// <paramref name="start"/> when the client has not had its <c>start</c> yet (the stream was lost before it was
+    /// read), so that every stream still begins with <c>start</c>.
+    /// </summary>
+    public static StreamBatch Ending(byte[] error, byte[]? start = null)
+    {
+        StreamItem[] ending =
+        [
+            StreamItem.Local(StreamItemKind.Error, EventNames.Error, error),
+            StreamItem.Local(StreamItemKind.End, EventNames.End, Envelopes.End(EndReasons.Error, 0)),
+        ];
+        return new(start is null ? ending : [StreamItem.Local(StreamItemKind.Other, EventNames.Start, start), .. ending]);
+    }
 
     public Enumerator GetEnumerator() => new(_entries, _items);
 

@@ -15,6 +15,9 @@ internal sealed class StreamSlot(StreamControl control, string client, string id
     /// <summary>The attach lease taken with the stream itself (a new generation's), which the follower holds rather than take another.</summary>
     public AttachLease? Attached { get; init; }
 
+    /// <summary>The start envelope written with the stream itself (a new generation's), for an ending made before it was read.</summary>
+    public byte[]? Start { get; init; }
+
     /// <summary>The stream ended: frees the attachment, and the client's slot of the generation itself if it holds one.</summary>
     public Task ReleaseAtEndAsync() => ReleaseAsync(attachMember is null ? [id] : [id, attachMember]);
 

@@ -47,11 +47,11 @@ internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue q
         }
 
         // The client is attached as the stream is created, in the same script, rather than in a round trip of its own.
-        var slot = new StreamSlot(control, client.Id, id, attachMember: null, logger) { Attached = control.NewLease(id) };
+        var slot = new StreamSlot(control, client.Id, id, attachMember: null, logger) { Attached = control.NewLease(id), Start = Envelopes.Start(id, request.Model) };
         bool queued;
         try
         {
-            queued = await queue.EnqueueAsync(id, request, client, slot.Attached);
+            queued = await queue.EnqueueAsync(id, slot.Start, request, client, slot.Attached);
         }
         catch
         {
