@@ -14,26 +14,6 @@ namespace VixAspire.Contracts;
 /// </remarks>
 public static class AttachLeases
 {
-    /// <summary>
-    /// Lua that defines <c>vix_now()</c> (ms) and <c>vix_abandoned(clients, left, grace_ms)</c>; prepend it to a
-    /// script whose KEYS include the request's clients and left keys.
-    /// </summary>
-    public const string Functions = """
-        local function vix_now()
-          local t = redis.call('TIME')
-          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        end
-        local function vix_abandoned(clients, left, grace)
-          local now = vix_now()
-          if redis.call('ZCOUNT', clients, '(' .. now, '+inf') > 0 then return false end
-          local since = tonumber(redis.call('GET', left) or '0')
-          local expired = redis.call('ZREVRANGEBYSCORE', clients, now, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-          if #expired > 0 then since = math.max(since, tonumber(expired[2])) end
-          return since > 0 and now - since >= tonumber(grace)
-        end
-
-        """;
-
     /// <summary>How long a lease lasts without renewal: a replica renews at every heartbeat, so two may be missed.</summary>
     public static TimeSpan Duration(StreamingOptions options) => options.HeartbeatInterval * 2.5;
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using StackExchange.Redis;
 using VixAspire.Contracts;
+using VixAspire.Contracts.Scripts;
 
 namespace VixAspire.TestSupport;
 
@@ -18,7 +19,7 @@ public static class TokenStreams
     }
 
     // KEYS: token stream, clients. ARGV: stream id, event, data.
-    private const string AppendScript = WakeUps.Functions + $$"""
+    private const string AppendScript = WakeUpScripts.Functions + $$"""
         local id = redis.call('XADD', KEYS[1], '*', '{{StreamFields.Event}}', ARGV[2], '{{StreamFields.Data}}', ARGV[3])
         local wakes = {}
         vix_wake_add(wakes, KEYS[2], ARGV[1])

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using VixAspire.Contracts;
+using VixAspire.Contracts.Scripts;
 
 namespace VixAspire.StreamApi.Streaming;
 
@@ -26,7 +27,7 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
     // KEYS: tokens stream, cancelled flag, clients, left, owner. ARGV: grace ms ('' for unconditional), flag TTL ms,
     // cancel channel, id, API key ('' for any). Returns 0 not found (or owned by another key), 1 cancelled, 2 already
     // ended, 3 a client holds a lease, 4 not abandoned yet.
-    private const string CancelScript = AttachLeases.Functions + """
+    private const string CancelScript = AttachLeaseScripts.Functions + """
         if ARGV[5] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[5] then return 0 end
         local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
         if #last == 0 then return 0 end
@@ -44,10 +45,10 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
         """;
 
     /// <summary>
-    /// Lua that defines <c>vix_attach(clients, member, lease_ms, ttl_ms)</c> besides <see cref="AttachLeases.Functions"/>:
+    /// Lua that defines <c>vix_attach(clients, member, lease_ms, ttl_ms)</c> besides <see cref="AttachLeaseScripts.Functions"/>:
     /// takes (or extends) a lease, and gives the set a TTL only when it has none, so a finished stream keeps its shorter one.
     /// </summary>
-    internal const string AttachFunctions = AttachLeases.Functions + """
+    internal const string AttachFunctions = AttachLeaseScripts.Functions + """
         local function vix_attach(clients, member, lease, ttl)
           redis.call('ZADD', clients, vix_now() + tonumber(lease), member)
           redis.call('PEXPIRE', clients, ttl, 'NX')
@@ -63,7 +64,7 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
 
     // KEYS: tokens stream, clients. ARGV: lease member ('' for none), lease ms. XX: a lease that was released or
     // expired with its key is not brought back. Returns whether the token stream exists.
-    private const string RenewScript = AttachLeases.Functions + """
+    private const string RenewScript = AttachLeaseScripts.Functions + """
         if ARGV[1] ~= '' then
           redis.call('ZADD', KEYS[2], 'XX', vix_now() + tonumber(ARGV[2]), ARGV[1])
         end
@@ -73,7 +74,7 @@ internal sealed class StreamControl(IConnectionMultiplexer redis, IOptionsMonito
     // KEYS: tokens stream, clients, left. ARGV: lease member, TTL ms for a stream without one. Records when the last
     // live lease went, with the stream's own expiry. Returns 1 when no live lease is left, else 0 (also when the
     // stream is gone: there is nothing to judge).
-    private const string DetachScript = AttachLeases.Functions + """
+    private const string DetachScript = AttachLeaseScripts.Functions + """
         redis.call('ZREM', KEYS[2], ARGV[1])
         local now = vix_now()
         if redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') > 0 then return 0 end

@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Polly;
 using StackExchange.Redis;
 using VixAspire.Contracts;
+using VixAspire.Contracts.Scripts;
 
 namespace VixAspire.Worker.Generation;
 
@@ -38,7 +39,7 @@ internal sealed class StreamFlusher : IAsyncDisposable
     // message missed, or because no client has followed it for the grace), else 1. The end hands the stream to
     // '~' .. writer, which refuses everyone, yet still tells that writer its retried end was applied. Wake-ups go out
     // once per call, one message per API replica that follows any of its streams (WakeUps).
-    private const string AppendScript = AttachLeases.Functions + WakeUps.Functions + """
+    private const string AppendScript = AttachLeaseScripts.Functions + WakeUpScripts.Functions + """
         local wakes = {}
         local function vix_append(k, a, first, last)
           if redis.call('EXISTS', KEYS[k + 1]) == 0 then return 0 end
