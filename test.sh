@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the solution (warnings are errors) and runs every test: unit, real redis-server, real Kestrel,
-# the real gateway, and the AppHost end to end. Installs redis-server and chromium first when they are missing.
+# the real gateway, the JavaScript clients under tests/js, and the AppHost end to end. Installs redis-server and
+# chromium first when they are missing, and the JavaScript clients (npm ci) when tests/js/node_modules is.
 set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
@@ -10,6 +11,18 @@ if ! command -v redis-server >/dev/null 2>&1 || [ ! -x /usr/bin/chromium ]; then
   echo "test.sh: installing redis-server and chromium"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server chromium >/dev/null
+fi
+
+# The JavaScript clients the integration tests run with the machine's Node.js: tests/js, pinned by its lock file,
+# installed when missing or older than the lock file (CI's fresh clone included).
+if ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: installing Node.js and npm"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -f tests/js/node_modules/.package-lock.json ] || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
+  echo "test.sh: installing the JavaScript clients (npm ci in tests/js)"
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 configuration="${CONFIGURATION:-Release}"
