@@ -56,6 +56,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
 
     /// <summary>What a generation found when it took its stream.</summary>
     /// <param name="Writer">The writer, or null when the stream is gone or already ended.</param>
+    /// <param name="Ended">The stream has its end already (else, without a writer, it is gone).</param>
     /// <param name="LastEvent">The stream's last event: <c>start</c> when no generation has written to it yet.</param>
     /// <param name="Cancelled">The request was cancelled before this generation took it.</param>
     public readonly record struct Taken(TokenStreamWriter? Writer, bool Ended, string LastEvent, bool Cancelled);
