@@ -39,6 +39,9 @@ public static class WorkerServiceExtensions
         builder.Services.AddSingleton<StreamFlusher>();
         builder.Services.AddSingleton<EntrySettler>();
         builder.Services.AddSingleton<GenerationRunner>();
+        builder.Services.AddSingleton<ConsumerGroup>();
+        builder.Services.AddSingleton<QueueClaims>();
+        builder.Services.AddSingleton<RequestRuns>();
         builder.Services.AddHostedService<RequestConsumer>();
         return builder;
     }

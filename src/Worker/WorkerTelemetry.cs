@@ -71,3 +71,19 @@ internal sealed class WorkerTelemetry
         Activity.Current?.AddEvent(new ActivityEvent("vix.end", tags: new ActivityTagsCollection { ["vix.end_reason"] = reason }));
     }
 }
+
+/// <summary>
+/// The <c>vix.end_reason</c> of a run beyond the stream end reasons (<see cref="Contracts.EndReasons"/>), which a run
+/// records as they are.
+/// </summary>
+internal static class RunReasons
+{
+    /// <summary>The stream had its end already: the entry's earlier worker died before settling it.</summary>
+    public const string AlreadyEnded = "already_ended";
+
+    /// <summary>Another worker took the stream over while this one stalled: this run's writes were refused.</summary>
+    public const string Fenced = "fenced";
+
+    /// <summary>No end reason: the request was handed back before the first token, or a write failed before the run had one.</summary>
+    public const string Unsettled = "unsettled";
+}

@@ -193,7 +193,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
         long batches = 0;
         foreach (var id in ids)
         {
-            batches += (long)await _redis.Database.HashGetAsync(RedisKeys.Writer(id), "s");
+            batches += (long)await _redis.Database.HashGetAsync(RedisKeys.Writer(id), WriterFields.Batch);
         }
 
         return batches;

@@ -22,6 +22,15 @@ internal enum RunOutcome
     LeavePending,
 }
 
+/// <summary>How the provider's part of a run ended: with the stream's end reason, or before any token, to be handed back.</summary>
+internal readonly record struct Generated(string Reason, int Tokens, bool HandBack)
+{
+    /// <summary>Stopped before the first token (the worker shuts down): another worker can run it from the start.</summary>
+    public static Generated HandedBack => new(RunReasons.Unsettled, 0, HandBack: true);
+
+    public static Generated Ended(string reason, int tokens) => new(reason, tokens, HandBack: false);
+}
+
 /// <summary>
 /// Runs one queued request: resolves its provider, streams the provider's output into the request's token
 /// stream, and always ends that stream with exactly one <c>end</c> entry (after an <c>error</c> entry when
@@ -38,24 +47,28 @@ internal sealed class GenerationRunner(
     StreamFlusher flusher,
     ILogger<GenerationRunner> logger)
 {
-    /// <summary>Runs the request in <paramref name="entry"/>; never throws.</summary>
-    public async Task<RunOutcome> RunAsync(StreamEntry entry, CancellationToken stoppingToken)
+    /// <summary>The error code of a request for a model no provider serves (the worker's routing table lacks a model the API accepted).</summary>
+    private const string ModelUnavailable = "model_unavailable";
+
+    /// <summary>Runs <paramref name="queued"/>; never throws.</summary>
+    public async Task<RunOutcome> RunAsync(QueuedRequest queued, CancellationToken stoppingToken)
     {
         var db = redis.GetDatabase();
-        if (!TryParse(entry, out var id, out var request))
+        var id = queued.RequestId;
+        if (!TryParse(queued, out var request))
         {
-            Log.MalformedRequest(logger, entry.Id.ToString());
+            Log.MalformedRequest(logger, queued.EntryId.ToString());
             return RunOutcome.Done;
         }
 
-        ActivityContext.TryParse(entry[StreamFields.TraceParent], entry[StreamFields.TraceState], out var parent);
+        ActivityContext.TryParse(queued.TraceParent, queued.TraceState, out var parent);
         using var activity = WorkerTelemetry.Source.StartActivity(ActivityKind.Consumer, parent,
             [new("gen_ai.request.model", request.Model), new("gen_ai.request.max_tokens", request.MaxTokens), new("vix.request.id", id)],
             name: $"generate {request.Model}");
         activity?.AddEvent(new ActivityEvent("vix.picked_up"));
 
         var limits = streaming.CurrentValue;
-        string? reason = null;
+        var reason = RunReasons.Unsettled;
         var tokens = 0;
         var pickedUp = Stopwatch.GetTimestamp();
         telemetry.GenerationStarted();
@@ -69,13 +82,13 @@ internal sealed class GenerationRunner(
             {
                 // Ended already (an entry whose worker died between the end and its acknowledgement), or gone: expired while it
                 // waited, or lost with Redis's data. Nobody could read what a provider would say.
-                reason = taken.Ended ? "already_ended" : EndReasons.Cancelled;
+                reason = taken.Ended ? RunReasons.AlreadyEnded : EndReasons.Cancelled;
                 if (!taken.Ended)
                 {
                     Log.StreamGone(logger, id);
                 }
 
-                await ReleaseClientSlotAsync(db, entry, id);
+                await ReleaseClientSlotAsync(db, queued);
                 return RunOutcome.Done;
             }
 
@@ -92,8 +105,9 @@ internal sealed class GenerationRunner(
                 }
                 else
                 {
-                    (reason, tokens) = await GenerateAsync(id, request, writer, limits, cancelled, stoppingToken);
-                    if (reason is null)
+                    var generated = await GenerateAsync(id, request, writer, limits, cancelled, stoppingToken);
+                    (reason, tokens) = (generated.Reason, generated.Tokens);
+                    if (generated.HandBack)
                     {
                         // Shutting down before the first token: another worker can run it from the start.
                         Log.HandedOver(logger, id);
@@ -106,12 +120,12 @@ internal sealed class GenerationRunner(
                 {
                     // Claimed by another worker while this one stalled: the entry is that worker's to settle.
                     Log.Fenced(logger, id);
-                    reason = "fenced";
+                    reason = RunReasons.Fenced;
                     return RunOutcome.LeavePending;
                 }
 
                 Log.GenerationEnded(logger, id, reason, tokens);
-                await ReleaseClientSlotAsync(db, entry, id);
+                await ReleaseClientSlotAsync(db, queued);
                 return RunOutcome.Done;
             }
         }
@@ -124,12 +138,12 @@ internal sealed class GenerationRunner(
         }
         finally
         {
-            telemetry.GenerationEnded(request.Model, tokens, reason ?? "unsettled", Stopwatch.GetElapsedTime(pickedUp));
+            telemetry.GenerationEnded(request.Model, tokens, reason, Stopwatch.GetElapsedTime(pickedUp));
         }
     }
 
-    /// <summary>Runs the provider; a null reason means "hand the request back" (shutdown before any token).</summary>
-    private async Task<(string? Reason, int Tokens)> GenerateAsync(string id, InferenceRequest request, TokenStreamWriter writer,
+    /// <summary>Runs the provider: to an end reason, or to a hand-back when the worker shuts down before any token.</summary>
+    private async Task<Generated> GenerateAsync(string id, InferenceRequest request, TokenStreamWriter writer,
         StreamingOptions limits, CancellationTokenSource cancelled, CancellationToken stoppingToken)
     {
         using var deadline = new CancellationTokenSource(limits.MaxDuration);
@@ -139,8 +153,8 @@ internal sealed class GenerationRunner(
 
         if (providers.Resolve(request.Model) is not { } candidates)
         {
-            await ReportErrorAsync(writer, "model_unavailable", $"No provider serves model '{request.Model}'.", retryable: false);
-            return (EndReasons.Error, 0);
+            await ReportErrorAsync(writer, ModelUnavailable, $"No provider serves model '{request.Model}'.", retryable: false);
+            return Generated.Ended(EndReasons.Error, 0);
         }
 
         var messages = new List<ChatMessage>(request.Messages.Count);
@@ -184,7 +198,7 @@ internal sealed class GenerationRunner(
                     bytes += TokenSplitter.Utf8Length(piece.Span);
                     if (bytes > limits.MaxStreamBytes)
                     {
-                        return (EndReasons.MaxBytes, index);
+                        return Generated.Ended(EndReasons.MaxBytes, index);
                     }
 
                     await writer.AppendTokenAsync(take == text.Length ? text : piece.ToString(), index++, linked.Token);
@@ -194,49 +208,49 @@ internal sealed class GenerationRunner(
                 if (!writer.IsOpen)
                 {
                     // The stream was removed under us (expired or deleted): nobody can read further tokens.
-                    return (EndReasons.Cancelled, index);
+                    return Generated.Ended(EndReasons.Cancelled, index);
                 }
 
                 if (updates >= request.MaxTokens)
                 {
-                    return (EndReasons.Length, index);
+                    return Generated.Ended(EndReasons.Length, index);
                 }
             }
 
-            return (finish == ChatFinishReason.Length ? EndReasons.Length : EndReasons.Stop, index);
+            return Generated.Ended(finish == ChatFinishReason.Length ? EndReasons.Length : EndReasons.Stop, index);
         }
         catch (ProvidersUnavailableException ex)
         {
             Log.ProvidersUnavailable(logger, id, request.Model);
             await ReportErrorAsync(writer, ErrorCodes.ProviderUnavailable, "No model provider could serve the request.", retryable: ex.Transient);
-            return (EndReasons.Error, 0);
+            return Generated.Ended(EndReasons.Error, 0);
         }
         catch (OperationCanceledException) when (linked.IsCancellationRequested)
         {
             if (cancelled.IsCancellationRequested || writer.CancelledInRedis.IsCancellationRequested)
             {
-                return (EndReasons.Cancelled, index);
+                return Generated.Ended(EndReasons.Cancelled, index);
             }
 
             if (firstToken.IsCancellationRequested && updates == 0)
             {
                 await ReportErrorAsync(writer, ErrorCodes.ProviderTimeout,
                     $"The provider sent no token within {limits.FirstTokenTimeout.TotalSeconds:0.###} s.", retryable: true);
-                return (EndReasons.Error, index);
+                return Generated.Ended(EndReasons.Error, index);
             }
 
             if (deadline.IsCancellationRequested)
             {
-                return (EndReasons.Timeout, index);
+                return Generated.Ended(EndReasons.Timeout, index);
             }
 
             if (updates == 0)
             {
-                return (null, 0);
+                return Generated.HandedBack;
             }
 
             await ReportErrorAsync(writer, ErrorCodes.WorkerShutdown, "The worker shut down during generation; retry the request.", retryable: true);
-            return (EndReasons.Error, index);
+            return Generated.Ended(EndReasons.Error, index);
         }
         catch (Exception ex) when (ex is not RedisException)
         {
@@ -244,7 +258,7 @@ internal sealed class GenerationRunner(
             // Provider details stay in the logs: clients get a stable code and a message that leaks nothing.
             Log.ProviderFailed(logger, ex, id);
             await ReportErrorAsync(writer, ErrorCodes.ProviderError, "The model provider failed while generating.", retryable: updates == 0);
-            return (EndReasons.Error, index);
+            return Generated.Ended(EndReasons.Error, index);
         }
         finally
         {
@@ -260,21 +274,20 @@ internal sealed class GenerationRunner(
     /// A separate command: the client's key lives on another cluster slot than the request's. Best effort, since the
     /// slot's score is its deadline: one not freed here drops out then.
     /// </summary>
-    private async Task ReleaseClientSlotAsync(IDatabase db, StreamEntry entry, string id)
+    private async Task ReleaseClientSlotAsync(IDatabase db, QueuedRequest queued)
     {
-        var client = entry[StreamFields.Client];
-        if (client.IsNullOrEmpty)
+        if (string.IsNullOrEmpty(queued.Client))
         {
             return;
         }
 
         try
         {
-            await db.SortedSetRemoveAsync(RedisKeys.ClientStreams(client.ToString()), id);
+            await db.SortedSetRemoveAsync(RedisKeys.ClientStreams(queued.Client), queued.RequestId);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            Log.ClientSlotReleaseFailed(logger, ex, id);
+            Log.ClientSlotReleaseFailed(logger, ex, queued.RequestId);
         }
     }
 
@@ -298,19 +311,17 @@ internal sealed class GenerationRunner(
         await writer.AppendErrorAsync(code, message, retryable);
     }
 
-    private static bool TryParse(StreamEntry entry, out string id, out InferenceRequest request)
+    private static bool TryParse(QueuedRequest queued, out InferenceRequest request)
     {
-        id = entry[StreamFields.RequestId].ToString();
         request = null!;
-        var body = entry[StreamFields.RequestBody];
-        if (string.IsNullOrEmpty(id) || body.IsNullOrEmpty)
+        if (string.IsNullOrEmpty(queued.RequestId) || queued.Body.IsEmpty)
         {
             return false;
         }
 
         try
         {
-            request = InferenceRequest.FromUtf8Json(((ReadOnlyMemory<byte>)body).Span)!;
+            request = InferenceRequest.FromUtf8Json(queued.Body.Span)!;
         }
         catch (JsonException)
         {

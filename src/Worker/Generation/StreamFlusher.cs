@@ -2,8 +2,6 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using Polly;
 using StackExchange.Redis;
-using VixAspire.Contracts;
-using VixAspire.Contracts.Scripts;
 
 namespace VixAspire.Worker.Generation;
 
@@ -27,60 +25,6 @@ internal sealed class StreamFlusher : IAsyncDisposable
 
     /// <summary>Entry bytes in one script call (one stream's batch may exceed it alone).</summary>
     public const int MaxBytesPerCall = 64 * 1024;
-
-    /// <summary>Keys of one stream in a call, in <see cref="TokenStreamWriter.KeysOf"/> order.</summary>
-    public const int KeysPerStream = 6;
-
-    // Per stream: KEYS token stream, writer hash, clients, cancelled flag, left, owner; ARGV MAXLEN, expiry in ms (0:
-    // leave as is; set with the end entry on every key of the request), stream id, writer, batch number,
-    // disconnect grace in ms, entry count, then event/data pairs. Returns one state per stream: 0 when the stream is
-    // gone, 3 when another writer owns it or it ended, 4 when batches this writer had applied are missing (a replica
-    // promoted by a failover had not received them yet), 2 when the request is cancelled (by a cancel the pub/sub
-    // message missed, or because no client has followed it for the grace), else 1. The end hands the stream to
-    // '~' .. writer, which refuses everyone, yet still tells that writer its retried end was applied. Wake-ups go out
-    // once per call, one message per API replica that follows any of its streams (WakeUps).
-    private const string AppendScript = AttachLeaseScripts.Functions + WakeUpScripts.Functions + """
-        local wakes = {}
-        local function vix_append(k, a, first, last)
-          if redis.call('EXISTS', KEYS[k + 1]) == 0 then return 0 end
-          local owner = redis.call('HGET', KEYS[k + 2], 'o')
-          local applied = tonumber(redis.call('HGET', KEYS[k + 2], 's') or '0')
-          local batch = tonumber(ARGV[a + 4])
-          if owner == '~' .. ARGV[a + 3] and batch <= applied then return 1 end
-          if owner ~= ARGV[a + 3] then return 3 end
-          if batch > applied + 1 then return 4 end
-          if batch > applied then
-            for i = first, last, 2 do
-              redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', ARGV[a], '*', 'e', ARGV[i], 'd', ARGV[i + 1])
-            end
-            redis.call('HSET', KEYS[k + 2], 's', batch)
-            if ARGV[a + 1] ~= '0' then
-              redis.call('HSET', KEYS[k + 2], 'o', '~' .. ARGV[a + 3])
-              for j = k + 1, k + 6 do redis.call('PEXPIRE', KEYS[j], ARGV[a + 1]) end
-            end
-            vix_wake_add(wakes, KEYS[k + 3], ARGV[a + 2])
-          end
-          if redis.call('EXISTS', KEYS[k + 4]) == 1 then return 2 end
-          if ARGV[a + 1] == '0' and vix_abandoned(KEYS[k + 3], KEYS[k + 5], ARGV[a + 5]) then
-            redis.call('SET', KEYS[k + 4], '1', 'PX', math.max(1, redis.call('PTTL', KEYS[k + 1])))
-            return 2
-          end
-          return 1
-        end
-        local states = {}
-        local a = 1
-        for k = 0, #KEYS - 1, 6 do
-          local first = a + 7
-          local last = first + 2 * tonumber(ARGV[a + 6]) - 1
-          states[#states + 1] = vix_append(k, a, first, last)
-          a = last + 1
-        end
-        vix_wake_send(wakes)
-        return states
-        """;
-
-    /// <summary>Arguments of one stream before its entries.</summary>
-    public const int HeaderArguments = 7;
 
     private readonly IConnectionMultiplexer _redis;
     private readonly WorkerTelemetry? _telemetry;
@@ -194,7 +138,7 @@ internal sealed class StreamFlusher : IAsyncDisposable
         try
         {
             states = (RedisResult[])(await Retry.ExecuteAsync(
-                async _ => await db.ScriptEvaluateAsync(AppendScript, keys, values), CancellationToken.None))!;
+                async _ => await db.ScriptEvaluateAsync(TokenStreamScripts.Append, keys, values), CancellationToken.None))!;
         }
         catch (Exception ex)
         {
@@ -208,7 +152,7 @@ internal sealed class StreamFlusher : IAsyncDisposable
 
         for (var i = 0; i < call.Batches.Count; i++)
         {
-            call.Batches[i].Writer.Applied((int)states[i]);
+            call.Batches[i].Writer.Applied((AppendState)(int)states[i]);
         }
     }
 

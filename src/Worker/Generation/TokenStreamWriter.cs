@@ -19,28 +19,12 @@ namespace VixAspire.Worker.Generation;
 /// </remarks>
 internal sealed class TokenStreamWriter : IAsyncDisposable
 {
-    // KEYS: token stream, writer hash, clients, cancelled flag, left, owner. ARGV[1] the new writer, ARGV[2] TTL in ms.
-    // Returns {state, last event, cancelled}: state 0 when the stream is gone, 2 when it has ended, else 1. The TTL is
-    // renewed from now, so a request that waited long in the queue keeps its stream for its whole run.
-    private const string TakeScript = """
-        local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-        if #last == 0 then return {0, '', 0} end
-        local event = ''
-        local fields = last[1][2]
-        for i = 1, #fields, 2 do
-          if fields[i] == 'e' then event = fields[i + 1] end
-        end
-        if event == 'end' then return {2, event, 0} end
-        redis.call('HSET', KEYS[2], 'o', ARGV[1], 's', 0)
-        for k = 1, #KEYS do redis.call('PEXPIRE', KEYS[k], ARGV[2]) end
-        return {1, event, redis.call('EXISTS', KEYS[4])}
-        """;
-
     private const int MaxEntriesPerBatch = 512;
 
     private static readonly RedisValue TokenEvent = EventNames.Token;
     private static readonly RedisValue ErrorEvent = EventNames.Error;
     private static readonly RedisValue EndEvent = EventNames.End;
+    private static readonly RedisValue[] EmptyHeader = new RedisValue[TokenStreamScripts.HeaderArguments];
 
     private readonly StreamFlusher _flusher;
     private readonly RedisKey[] _keys;
@@ -51,7 +35,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     private readonly long _finalTtlMilliseconds;
     private readonly Channel<Pending> _pending = Channel.CreateBounded<Pending>(
         new BoundedChannelOptions(4 * MaxEntriesPerBatch) { SingleReader = true, SingleWriter = true });
-    private readonly List<RedisValue> _arguments = new(StreamFlusher.HeaderArguments + 2 * MaxEntriesPerBatch);
+    private readonly List<RedisValue> _arguments = new(TokenStreamScripts.HeaderArguments + 2 * MaxEntriesPerBatch);
     private readonly TaskCompletionSource _flushed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _cancelledByFlag = new();
     private long _batch;
@@ -62,7 +46,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     private TokenStreamWriter(StreamFlusher flusher, string id, string owner, StreamingOptions limits)
     {
         _flusher = flusher;
-        _keys = KeysOf(id);
+        _keys = TokenStreamScripts.KeysOf(id);
         _maxLength = limits.MaxStreamEntries;
         _id = id;
         _owner = owner;
@@ -72,6 +56,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
 
     /// <summary>What a generation found when it took its stream.</summary>
     /// <param name="Writer">The writer, or null when the stream is gone or already ended.</param>
+    /// <param name="Ended">The stream has its end already (else, without a writer, it is gone).</param>
     /// <param name="LastEvent">The stream's last event: <c>start</c> when no generation has written to it yet.</param>
     /// <param name="Cancelled">The request was cancelled before this generation took it.</param>
     public readonly record struct Taken(TokenStreamWriter? Writer, bool Ended, string LastEvent, bool Cancelled);
@@ -84,14 +69,14 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     {
         var owner = Guid.NewGuid().ToString("N");
         var ttl = (long)limits.InitialStreamTtl.TotalMilliseconds;
-        var keys = KeysOf(id);
+        var keys = TokenStreamScripts.KeysOf(id);
         var db = flusher.Database;
         var result = (RedisResult[])(await flusher.Retry.ExecuteAsync(
-            async _ => await db.ScriptEvaluateAsync(TakeScript, keys, [owner, ttl]), CancellationToken.None))!;
-        var state = (int)result[0];
-        return state == 1
+            async _ => await db.ScriptEvaluateAsync(TokenStreamScripts.Take, keys, [owner, ttl]), CancellationToken.None))!;
+        var state = (TakeState)(int)result[0];
+        return state == TakeState.Taken
             ? new Taken(new TokenStreamWriter(flusher, id, owner, limits), false, result[1].ToString(), (int)result[2] == 1)
-            : new Taken(null, state == 2, result[1].ToString(), false);
+            : new Taken(null, state == TakeState.Ended, result[1].ToString(), false);
     }
 
     /// <summary>True once another generation took the stream over: this one must neither write nor settle its entry.</summary>
@@ -141,13 +126,13 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     {
         var reader = _pending.Reader;
         _arguments.Clear();
-        _arguments.Add(_maxLength);
-        _arguments.Add(0);
-        _arguments.Add(_id);
-        _arguments.Add(_owner);
-        _arguments.Add(_batch + 1);
-        _arguments.Add(_graceMilliseconds);
-        _arguments.Add(0);
+        _arguments.AddRange(EmptyHeader);
+        _arguments[TokenStreamScripts.MaxLengthArgument] = _maxLength;
+        _arguments[TokenStreamScripts.ExpiryArgument] = TokenStreamScripts.KeepExpiry;
+        _arguments[TokenStreamScripts.StreamIdArgument] = _id;
+        _arguments[TokenStreamScripts.WriterArgument] = _owner;
+        _arguments[TokenStreamScripts.BatchArgument] = _batch + 1;
+        _arguments[TokenStreamScripts.GraceArgument] = _graceMilliseconds;
         var bytes = 0;
         var entries = 0;
         while (entries < MaxEntriesPerBatch && reader.TryRead(out var entry))
@@ -158,7 +143,7 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
             entries++;
             if (entry.Event == EndEvent)
             {
-                _arguments[1] = _finalTtlMilliseconds;
+                _arguments[TokenStreamScripts.ExpiryArgument] = _finalTtlMilliseconds;
             }
         }
 
@@ -170,25 +155,25 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
         }
 
         _batch++;
-        _arguments[StreamFlusher.HeaderArguments - 1] = entries;
+        _arguments[TokenStreamScripts.EntryCountArgument] = entries;
         return new StreamBatch(this, _keys, _arguments, bytes);
     }
 
     /// <summary>Called by the flusher with the script's state for this writer's batch.</summary>
-    internal void Applied(int state)
+    internal void Applied(AppendState state)
     {
-        if (state is 0 or 3 or 4)
+        if (state is AppendState.Gone or AppendState.Fenced or AppendState.Lost)
         {
             // Gone, or written by another generation now: stop accepting, so the generation sees IsOpen == false.
             // Entries lost with a failover count as fenced: the stream has a gap this writer cannot fill, so the
             // entry stays pending and whoever claims it ends the stream with worker_lost.
-            Fenced = state is 3 or 4;
+            Fenced = state is not AppendState.Gone;
             _pending.Writer.TryComplete();
             _flushed.TrySetResult();
             return;
         }
 
-        if (state == 2 && !_cancelledByFlag.IsCancellationRequested)
+        if (state == AppendState.Cancelled && !_cancelledByFlag.IsCancellationRequested)
         {
             try
             {
@@ -266,9 +251,6 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
             Schedule();
         }
     }
-
-    internal static RedisKey[] KeysOf(string id) =>
-        [RedisKeys.Tokens(id), RedisKeys.Writer(id), RedisKeys.Clients(id), RedisKeys.Cancelled(id), RedisKeys.Left(id), RedisKeys.Owner(id)];
 
     private readonly record struct Pending(RedisValue Event, byte[] Data);
 }

@@ -1,28 +1,16 @@
 using StackExchange.Redis;
 using VixAspire.Contracts;
+using VixAspire.Worker.Generation;
 
 namespace VixAspire.Worker.Queue;
 
 /// <summary>
-/// Settling request-queue entries: done (acknowledged and deleted) or handed back for another worker. Each call names
-/// the queue partition the entry came from and touches no other key, so every call stays on one cluster slot.
+/// Request-queue entries: read into a <see cref="QueuedRequest"/>, renewed while their generation runs, and settled as
+/// done (acknowledged and deleted) or handed back for another worker. Each call names the queue partition the entry
+/// came from and touches no other key, so every call stays on one cluster slot.
 /// </summary>
 internal static class QueueEntries
 {
-    // KEYS[1] queue partition; ARGV[1] group, ARGV[2] consumer, then entry ids. Resets the idle time of the ids still
-    // pending for this consumer only: one that another worker claimed meanwhile (this one looked dead) stays
-    // theirs, where a plain XCLAIM would take it back and run it twice.
-    private const string RenewScript = """
-        local renewed = 0
-        for i = 3, #ARGV do
-          if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) > 0 then
-            redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-            renewed = renewed + 1
-          end
-        end
-        return renewed
-        """;
-
     // Bounds how long one script call holds Redis when a worker runs many generations.
     private const int MaxRenewBatch = 500;
 
@@ -31,25 +19,29 @@ internal static class QueueEntries
     {
         foreach (var batch in entryIds.Chunk(MaxRenewBatch))
         {
-            await db.ScriptEvaluateAsync(RenewScript, [queue], [RedisKeys.WorkersGroup, consumer, .. batch]);
+            await db.ScriptEvaluateAsync(QueueScripts.Renew, [queue], [RedisKeys.WorkersGroup, consumer, .. batch]);
         }
     }
 
-    // KEYS[1] queue partition; ARGV[1] group, then entry ids. Acknowledged and deleted together: the queue holds only
-    // unfinished work.
-    private const string AcknowledgeScript = """
-        redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
-        return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
-        """;
-
     /// <summary>Acknowledges and deletes <paramref name="entryIds"/> in one command. Throws when Redis fails; unacknowledged, an entry is claimed later.</summary>
     public static Task AcknowledgeAsync(IDatabase db, RedisKey queue, RedisValue[] entryIds) =>
-        db.ScriptEvaluateAsync(AcknowledgeScript, [queue], [RedisKeys.WorkersGroup, .. entryIds]);
+        db.ScriptEvaluateAsync(QueueScripts.Acknowledge, [queue], [RedisKeys.WorkersGroup, .. entryIds]);
 
     /// <summary>Puts the request back at the end of its queue partition as a new entry, then settles the old one.</summary>
-    public static async Task HandBackAsync(IDatabase db, RedisKey queue, StreamEntry entry)
+    public static async Task HandBackAsync(IDatabase db, QueuedRequest request)
     {
-        await db.StreamAddAsync(queue, entry.Values);
-        await AcknowledgeAsync(db, queue, [entry.Id]);
+        await db.StreamAddAsync(request.Queue, request.Fields);
+        await AcknowledgeAsync(db, request.Queue, [request.EntryId]);
     }
+
+    /// <summary>The request that <paramref name="entry"/> of <paramref name="queue"/> carries.</summary>
+    public static QueuedRequest Read(RedisKey queue, StreamEntry entry) => new(
+        queue,
+        entry.Id,
+        entry[StreamFields.RequestId].ToString(),
+        (ReadOnlyMemory<byte>)entry[StreamFields.RequestBody],
+        entry[StreamFields.TraceParent],
+        entry[StreamFields.TraceState],
+        entry[StreamFields.Client],
+        entry.Values);
 }
