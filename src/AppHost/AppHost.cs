@@ -1,9 +1,10 @@
 using Microsoft.Extensions.Configuration;
 using VixAspire.AppHost;
+using VixAspire.Contracts;
 
 var builder = DistributedApplication.CreateBuilder(args);
 
-if (!RedisHosting.TryAddRedis(builder, "redis", out var redis, out var problem))
+if (!RedisHosting.TryAddRedis(builder, RedisConnection.Name, out var redis, out var problem))
 {
     Console.Error.WriteLine(problem);
     return 1;

@@ -418,7 +418,7 @@ internal sealed class RequestConsumer(
 
     private async Task<ConnectionMultiplexer> ConnectBlockingAsync(WorkerOptions settings, RedisKey queue)
     {
-        var connectionString = configuration.GetConnectionString("redis")
+        var connectionString = configuration.GetConnectionString(RedisConnection.Name)
             ?? throw new InvalidOperationException("ConnectionStrings:redis is not set.");
         var config = ConfigurationOptions.Parse(connectionString);
         config.Protocol = RedisProtocol.Resp2;
