@@ -1,9 +1,10 @@
 using Microsoft.Extensions.Configuration;
 using VixAspire.AppHost;
+using VixAspire.Contracts;
 
 var builder = DistributedApplication.CreateBuilder(args);
 
-if (!RedisHosting.TryAddRedis(builder, "redis", out var redis, out var problem))
+if (!RedisHosting.TryAddRedis(builder, RedisConnection.Name, out var redis, out var problem))
 {
     Console.Error.WriteLine(problem);
     return 1;
@@ -38,6 +39,15 @@ var loadTest = builder.AddProject<Projects.LoadTest>("loadtest")
 if (!builder.Configuration.GetValue("LoadTest:Enabled", false))
 {
     loadTest.WithExplicitStart();
+}
+
+// Every service listens on plain HTTP (the http launch profile, ASPIRE_ALLOW_UNSECURED_TRANSPORT): none is given a
+// development certificate, so none is looked for, and a machine without one gets no dashboard error about it.
+foreach (var project in builder.Resources.OfType<ProjectResource>().ToList())
+{
+#pragma warning disable ASPIRECERTIFICATES001 // marked for evaluation in Aspire 13.6
+    builder.CreateResourceBuilder(project).WithoutHttpsCertificate();
+#pragma warning restore ASPIRECERTIFICATES001
 }
 
 builder.Build().Run();

@@ -10,11 +10,13 @@ namespace VixAspire.AppHost;
 
 /// <summary>
 /// Redis as a container where a container runtime answers, else as a local <c>redis-server</c> process
-/// (an executable resource on a port Aspire allocates). <c>Redis:Mode</c> (auto, container, process)
-/// overrides the choice.
+/// (an executable resource on a port Aspire allocates). <c>Redis:Hosting</c> (auto, container, process)
+/// overrides the choice; <c>Redis:Mode</c> is the services' (standalone or cluster), not the AppHost's.
 /// </summary>
 internal static class RedisHosting
 {
+    public const string HostingKey = "Redis:Hosting";
+
     public const string InstallHint =
         "VixAspire needs Redis: install redis-server (sudo apt-get install -y redis-server) or start a container runtime (Docker or Podman).";
 
@@ -22,8 +24,22 @@ internal static class RedisHosting
         [NotNullWhen(true)] out IResourceBuilder<IResourceWithConnectionString>? redis, [NotNullWhen(false)] out string? problem)
     {
         var settings = RedisServerSettings.From(builder.Configuration);
-        var mode = builder.Configuration["Redis:Mode"] ?? "auto";
-        if (mode == "container" || (mode == "auto" && ContainerRuntimeAnswers(builder.Configuration)))
+        if (builder.Configuration["Redis:Mode"] is "auto" or "container" or "process")
+        {
+            redis = null;
+            problem = $"Redis:Mode is the services' setting (standalone or cluster); the AppHost's choice of a Redis container or process is {HostingKey}.";
+            return false;
+        }
+
+        var hosting = builder.Configuration[HostingKey] ?? "auto";
+        if (hosting is not ("auto" or "container" or "process"))
+        {
+            redis = null;
+            problem = $"{HostingKey} must be auto, container or process (was '{hosting}').";
+            return false;
+        }
+
+        if (hosting == "container" || (hosting == "auto" && ContainerRuntimeAnswers(builder.Configuration)))
         {
             // AddRedis generates the redis-password parameter and passes it through the container's environment.
             var container = builder.AddRedis(name).WithArgs(context => AppendToShellCommand(context, settings.Args));

@@ -44,8 +44,9 @@ public static class RedisKeys
     public static RedisKey Left(string id) => $"vix:{{{id}}}:left";
 
     /// <summary>
-    /// The fence of the stream's writer: field <c>o</c>, the generation that may append (empty once the stream
-    /// ended), and <c>s</c>, the last batch it applied, so a retried batch is not appended twice.
+    /// The fence of the stream's writer: field <c>o</c>, the generation that may append (once the stream ended,
+    /// <c>~</c> and that generation, which no writer matches, yet which still tells it that a retried end was
+    /// applied), and <c>s</c>, the last batch it applied, so a retried batch is not appended twice.
     /// </summary>
     public static RedisKey Writer(string id) => $"vix:{{{id}}}:writer";
 

@@ -12,8 +12,8 @@ public sealed class RedisTopologyOptions
     public const string Cluster = "cluster";
 
     /// <summary>
-    /// <c>standalone</c> or <c>cluster</c>; anything else (unset, or the AppHost's own <c>auto</c>, <c>container</c>,
-    /// <c>process</c> in an inherited environment): cluster when the connection string lists several nodes.
+    /// <c>standalone</c> or <c>cluster</c>; anything else (unset, or a stray value): cluster when the connection
+    /// string lists several nodes. (The AppHost's choice of a Redis process or container is <c>Redis:Hosting</c>.)
     /// </summary>
     public string? Mode { get; set; }
 

@@ -41,7 +41,7 @@ internal static class RateLimiting
 
                 var burst = limits.Burst > 0 ? limits.Burst : limits.RequestsPerSecond;
                 // The rates are part of the key, so that a configuration reload takes effect at once.
-                return RateLimitPartition.GetTokenBucketLimiter(new Partition(Client(context), limits.RequestsPerSecond, burst), static p => new TokenBucketRateLimiterOptions
+                return RateLimitPartition.GetTokenBucketLimiter(new Partition(ClientIdentityForwarding.ClientId(context), limits.RequestsPerSecond, burst), static p => new TokenBucketRateLimiterOptions
                 {
                     TokenLimit = p.Burst,
                     TokensPerPeriod = p.PerSecond,
@@ -76,7 +76,7 @@ internal static class RateLimiting
                     return new ValueTask(GatewayErrors.WriteAsync(context, GatewayError.Overloaded));
                 }
 
-                var client = Client(context);
+                var client = ClientIdentityForwarding.ClientId(context);
                 Log.RateLimited(logger, client, context.Request.Path);
                 return new ValueTask(GatewayErrors.WriteAsync(context, GatewayError.RateLimited));
             };
@@ -86,10 +86,6 @@ internal static class RateLimiting
 
     private static int MaxStreams(HttpContext context) =>
         context.RequestServices.GetRequiredService<IOptionsMonitor<CapacityOptions>>().CurrentValue.EffectiveMaxConcurrentStreams;
-
-    /// <summary>The key's name when the request carries a valid key, else the address it came from.</summary>
-    public static string Client(HttpContext context) =>
-        ClientIdentity.Name(context.User) is { } name ? $"key:{name}" : $"ip:{context.Connection.RemoteIpAddress}";
 
     private readonly record struct Partition(string Client, int PerSecond, int Burst);
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
+using VixAspire.Contracts;
 
 namespace Microsoft.Extensions.Hosting;
 
@@ -12,15 +13,13 @@ namespace Microsoft.Extensions.Hosting;
 internal sealed partial class RedisPasswordCheck(IConfiguration configuration, IHostApplicationLifetime lifetime, ILogger<RedisPasswordCheck> logger)
     : BackgroundService
 {
-    public const string ConnectionName = "redis";
-
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(2);
 
     private enum Answer { Accepted, Refused, Unreachable }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (configuration.GetConnectionString(ConnectionName) is not { Length: > 0 } connectionString)
+        if (configuration.GetConnectionString(RedisConnection.Name) is not { Length: > 0 } connectionString)
         {
             return;
         }

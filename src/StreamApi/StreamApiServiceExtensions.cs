@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Inference;
 using VixAspire.StreamApi.OpenAi;
@@ -15,7 +14,7 @@ public static class StreamApiServiceExtensions
     /// <summary>Everything the API needs besides the service defaults: Redis, options, the queue and the tailer.</summary>
     public static TBuilder AddStreamApiServices<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
-        builder.AddRedisClient("redis", settings => settings.DisableTracing |= !TelemetrySources.RedisCommandSpans(builder.Configuration));
+        builder.AddVixRedis();
 
         builder.Services.AddOptions<StreamingOptions>()
             .BindConfiguration(StreamingOptions.SectionName)
@@ -25,12 +24,6 @@ public static class StreamApiServiceExtensions
             .BindConfiguration(ModelCatalogOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        builder.Services.AddOptions<RedisTopologyOptions>()
-            .BindConfiguration(RedisTopologyOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-        builder.Services.AddSingleton(sp => new RedisTopology(
-            sp.GetRequiredService<IOptions<RedisTopologyOptions>>().Value, builder.Configuration.GetConnectionString("redis")));
 
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton<StreamApiTelemetry>();

@@ -12,16 +12,13 @@ public static class WorkerServiceExtensions
     /// <summary>Redis, options, the providers of the routing table (synthetic and OpenAI-compatible) and the queue consumer.</summary>
     public static TBuilder AddWorkerServices<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
-        builder.AddRedisClient("redis", settings => settings.DisableTracing |= !TelemetrySources.RedisCommandSpans(builder.Configuration));
+        builder.AddVixRedis();
 
         AddValidatedOptions<StreamingOptions>(builder.Services, StreamingOptions.SectionName);
         AddValidatedOptions<ModelCatalogOptions>(builder.Services, ModelCatalogOptions.SectionName);
         AddValidatedOptions<WorkerOptions>(builder.Services, WorkerOptions.SectionName);
         AddValidatedOptions<SyntheticProviderOptions>(builder.Services, SyntheticProviderOptions.SectionName);
         AddValidatedOptions<ProviderResilienceOptions>(builder.Services, ProviderResilienceOptions.SectionName);
-        AddValidatedOptions<RedisTopologyOptions>(builder.Services, RedisTopologyOptions.SectionName);
-        builder.Services.AddSingleton(sp => new RedisTopology(
-            sp.GetRequiredService<IOptions<RedisTopologyOptions>>().Value, builder.Configuration.GetConnectionString("redis")));
 
         builder.Services.TryAddSingletonTimeProvider();
         AddSynthetic(builder.Services, ProviderNames.Synthetic, SyntheticBehavior.Normal);

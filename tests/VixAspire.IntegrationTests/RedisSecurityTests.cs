@@ -23,7 +23,7 @@ public sealed class RedisSecurityTests(RedisSecurityTests.PasswordProtectedRedis
     [Fact]
     public async Task TheAppHostsRedisServerRequiresAGeneratedSecretPasswordThatIsNotAmongItsArguments()
     {
-        await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(["Redis:Mode=process"], Ct);
+        await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(["Redis:Hosting=process"], Ct);
 
         var server = Assert.IsAssignableFrom<IResourceWithConnectionString>(builder.Resources.Single(r => r.Name == "redis"));
         var password = Assert.Single(server.ConnectionStringExpression.ValueProviders.OfType<ParameterResource>());
@@ -47,7 +47,7 @@ public sealed class RedisSecurityTests(RedisSecurityTests.PasswordProtectedRedis
     public async Task RedisPasswordMaxMemoryAndPersistenceComeFromConfiguration()
     {
         await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
-            ["Redis:Mode=process", "Parameters:redis-password=chosen-password-1", "Redis:MaxMemory=64mb", "Redis:Persistence=aof"], Ct);
+            ["Redis:Hosting=process", "Parameters:redis-password=chosen-password-1", "Redis:MaxMemory=64mb", "Redis:Persistence=aof"], Ct);
 
         var server = Assert.IsAssignableFrom<IResourceWithConnectionString>(builder.Resources.Single(r => r.Name == "redis"));
         var password = Assert.Single(server.ConnectionStringExpression.ValueProviders.OfType<ParameterResource>());
@@ -63,7 +63,7 @@ public sealed class RedisSecurityTests(RedisSecurityTests.PasswordProtectedRedis
     public async Task AnUpstreamsApiKeyIsASecretParameterGivenToTheWorkersAloneNeverToTheGatewayOrTheApi()
     {
         await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
-            ["Redis:Mode=process",
+            ["Redis:Hosting=process",
              "Services:All:Providers:OpenAI:upstream_a:Endpoint=http://127.0.0.1:9/v1",
              "Services:All:Providers:OpenAI:upstream_a:ApiKey=sk-shared-secret-a",
              "Services:Worker:Providers:OpenAI:local:Endpoint=http://127.0.0.1:9/v1",

@@ -1,7 +1,5 @@
 using Polly;
-using Polly.Retry;
 using StackExchange.Redis;
-using VixAspire.Contracts;
 
 namespace VixAspire.StreamApi.Streaming;
 
@@ -17,20 +15,13 @@ internal static class RedisFaults
     public static readonly RequestFault Unavailable = new(StatusCodes.Status503ServiceUnavailable, "Redis unavailable",
         "The stream store cannot be reached right now; retry shortly.", "redis_unavailable");
 
-    /// <summary>The connection failed, a command timed out, or a cluster is failing over: Redis may answer again in a moment.</summary>
-    public static bool IsUnreachable(Exception exception) =>
-        exception is RedisConnectionException or RedisTimeoutException || RedisFailover.IsTransient(exception);
+    /// <inheritdoc cref="RedisRetry.IsTransient"/>
+    public static bool IsUnreachable(Exception exception) => RedisRetry.IsTransient(exception);
 
+    // On a client's path: waits stop at 1 s, so a stream moves on within a second of Redis answering again.
     public static IServiceCollection AddRedisRetry(this IServiceCollection services) =>
-        services.AddResiliencePipeline(RetryPipeline, static pipeline => pipeline.AddRetry(new RetryStrategyOptions
-        {
-            ShouldHandle = new PredicateBuilder().Handle<Exception>(IsUnreachable),
-            BackoffType = DelayBackoffType.Exponential,
-            UseJitter = true,
-            Delay = TimeSpan.FromMilliseconds(100),
-            MaxDelay = TimeSpan.FromSeconds(1),
-            MaxRetryAttempts = 14,
-        }));
+        services.AddResiliencePipeline(RetryPipeline, static pipeline => pipeline.AddRetry(
+            RedisRetry.Options(maxRetryAttempts: 14, delay: TimeSpan.FromMilliseconds(100), maxDelay: TimeSpan.FromSeconds(1))));
 
     /// <summary>
     /// Answers <see cref="Unavailable"/>, rendered by <paramref name="render"/>, when Redis is not connected (at once,

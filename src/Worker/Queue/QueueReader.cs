@@ -38,7 +38,7 @@ internal sealed class QueueReader : IAsyncDisposable
     /// <summary>Connects a reader of <paramref name="queue"/> for <paramref name="consumer"/>, whose reads block up to <paramref name="blockTimeout"/>.</summary>
     public static async Task<QueueReader> ConnectAsync(IConfiguration configuration, RedisKey queue, string consumer, TimeSpan blockTimeout)
     {
-        var connectionString = configuration.GetConnectionString("redis")
+        var connectionString = configuration.GetConnectionString(RedisConnection.Name)
             ?? throw new InvalidOperationException("ConnectionStrings:redis is not set.");
         var config = ConfigurationOptions.Parse(connectionString);
         config.Protocol = RedisProtocol.Resp2;
