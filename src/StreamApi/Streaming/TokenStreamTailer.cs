@@ -23,18 +23,18 @@ internal sealed class TokenStreamTailer
     private readonly IConnectionMultiplexer _redis;
     private readonly StreamReads _reads;
     private readonly WakeDispatcher _wakeUps;
-    private readonly StreamControl _control;
+    private readonly StreamAttachments _attachments;
     private readonly ResiliencePipeline _retry;
     private readonly IOptionsMonitor<StreamingOptions> _options;
     private readonly ConcurrentDictionary<WakeSignal, byte> _following = new();
 
-    public TokenStreamTailer(IConnectionMultiplexer redis, StreamReads reads, WakeDispatcher wakeUps, StreamControl control, ResiliencePipelineProvider<string> pipelines,
+    public TokenStreamTailer(IConnectionMultiplexer redis, StreamReads reads, WakeDispatcher wakeUps, StreamAttachments attachments, ResiliencePipelineProvider<string> pipelines,
         IOptionsMonitor<StreamingOptions> options)
     {
         _redis = redis;
         _reads = reads;
         _wakeUps = wakeUps;
-        _control = control;
+        _attachments = attachments;
         _retry = pipelines.GetPipeline(RedisFaults.RetryPipeline);
         _options = options;
         redis.ConnectionRestored += (_, _) => WakeAllAfterRestore();
@@ -135,7 +135,7 @@ internal sealed class TokenStreamTailer
     }
 
     private Task<bool> RenewAsync(string id, AttachLease? lease, CancellationToken cancellationToken) =>
-        _retry.ExecuteAsync(static async (s, ct) => await s.control.RenewAsync(s.id, s.lease, ct), (control: _control, id, lease), cancellationToken).AsTask();
+        _retry.ExecuteAsync(static async (s, ct) => await s.attachments.RenewAsync(s.id, s.lease, ct), (attachments: _attachments, id, lease), cancellationToken).AsTask();
 
     private void WakeAllAfterRestore()
     {

@@ -1,6 +1,7 @@
 using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Streaming;
+using VixAspire.StreamApi.Streaming.Scripts;
 
 namespace VixAspire.StreamApi.WebSockets;
 
@@ -12,7 +13,7 @@ namespace VixAspire.StreamApi.WebSockets;
 internal sealed class SocketRequestRunner(
     StreamStarter starter,
     StreamFollower follower,
-    StreamControl control,
+    StreamCancellation cancellation,
     StreamApiTelemetry telemetry,
     SocketSender sender,
     ClientIdentity client,
@@ -84,7 +85,7 @@ internal sealed class SocketRequestRunner(
     {
         try
         {
-            if (await control.CancelAsync(streamId, client.Key, cancellationToken) == StreamControl.CancelOutcome.Cancelled)
+            if (await cancellation.CancelAsync(streamId, client.Key, cancellationToken) == CancelScripts.Reply.Cancelled)
             {
                 telemetry.Cancelled("websocket");
             }
