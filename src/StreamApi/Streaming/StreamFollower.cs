@@ -101,7 +101,7 @@ internal sealed class StreamFollower(
                 yield return new StreamBatch(entries);
             }
 
-            if (progress.EndedBefore)
+            if (progress.ResumedAfterEnd)
             {
                 ended = await EndAsync(slot, reason: null);
             }

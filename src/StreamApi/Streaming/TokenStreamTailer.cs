@@ -44,7 +44,7 @@ internal sealed class TokenStreamTailer
     /// Yields batches of entries after <paramref name="afterId"/> (from the start when null), the last batch
     /// ending with the <c>end</c> entry. An empty batch means the heartbeat interval passed with nothing new.
     /// The sequence also ends when the stream no longer exists (expired, never created, or lost with a Redis
-    /// restart), or when the client resumes after the end itself (<see cref="TailProgress.EndedBefore"/>).
+    /// restart), or when the client resumes after the end itself (<see cref="TailProgress.ResumedAfterEnd"/>).
     /// <paramref name="lease"/>, when the client has one, is renewed while the sequence is enumerated.
     /// </summary>
     public async IAsyncEnumerable<StreamEntry[]> TailAsync(string id, string? afterId, AttachLease? lease, TailProgress progress,
@@ -104,7 +104,7 @@ internal sealed class TokenStreamTailer
                             (db, key), cancellationToken);
                         if (last.Length > 0 && IsEnd(last[0]))
                         {
-                            progress.EndedBefore = true;
+                            progress.ResumedAfterEnd = true;
                             yield break;
                         }
                     }
@@ -156,5 +156,5 @@ internal sealed class TokenStreamTailer
 internal sealed class TailProgress
 {
     /// <summary>The client resumed after the stream's end event: the stream is complete for it.</summary>
-    public bool EndedBefore { get; set; }
+    public bool ResumedAfterEnd { get; set; }
 }
