@@ -83,9 +83,8 @@ public static partial class InferenceApi
     [GeneratedRegex("^[0-9a-f]{32}$")]
     private static partial Regex RequestId();
 
-    /// <summary>A Redis stream id: two unsigned 64-bit numbers, <c>ms-seq</c>.</summary>
     /// <summary>
-    /// An entry id (<c>ms-seq</c>) that could have been received: its time is not in the future (a minute of clock
+    /// A Redis stream entry id (<c>ms-seq</c>, two unsigned 64-bit numbers) that could have been received: its time is not in the future (a minute of clock
     /// difference between Redis and this replica allowed). A later id would wait for entries that never come.
     /// </summary>
     private static bool IsStreamEntryId(string value) =>

@@ -6,7 +6,8 @@ namespace VixAspire.StreamApi.Streaming;
 /// <summary>
 /// Starts a generation for any front end (SSE, OpenAI-compatible, WebSocket): takes one of the client's
 /// concurrent-stream slots, then queues the request. The slot comes back as a <see cref="StreamSlot"/> lease
-/// for the caller to hold while it follows the stream; it counts until the stream ends, even if the client leaves. While Redis is not connected it refuses at once (503).
+/// for the caller to hold while it follows the stream; it counts until the stream ends, even if the client leaves.
+/// While Redis is not connected it refuses at once (503).
 /// </summary>
 internal sealed class StreamStarter(
     IConnectionMultiplexer redis,
