@@ -30,9 +30,12 @@ public static class StreamApiServiceExtensions
         builder.Services.AddSingleton<RequestQueue>();
         builder.Services.AddRedisRetry();
         builder.Services.AddSingleton<StreamReads>();
+        builder.Services.AddSingleton<ReplicaIdentity>();
         builder.Services.AddSingleton<WakeDispatcher>();
         builder.Services.AddSingleton<TokenStreamTailer>();
-        builder.Services.AddSingleton<StreamControl>();
+        builder.Services.AddSingleton<StreamAttachments>();
+        builder.Services.AddSingleton<StreamCancellation>();
+        builder.Services.AddSingleton<ClientSlots>();
         builder.Services.AddSingleton<StreamStarter>();
         builder.Services.AddSingleton<StreamFollower>();
         builder.Services.AddHostedService<QueueSampler>();

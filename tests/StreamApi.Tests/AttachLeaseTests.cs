@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Streaming;
+using VixAspire.StreamApi.Streaming.Scripts;
 using VixAspire.TestSupport;
 
 namespace VixAspire.StreamApi.Tests;
@@ -99,9 +100,9 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
         // Once the grace has passed by Redis's clock, the first replica's check finds the client back.
         await Eventually.UntilAsync(async () => await RedisNowAsync() - (long)await Db.StringGetAsync(RedisKeys.Left(id)) > Grace.TotalMilliseconds + 100,
             Bound, "the grace passed since the client left", Ct);
-        var outcome = await fixture.Services.GetApiService<StreamControl>().CancelIfAbandonedAsync(id, Ct);
+        var outcome = await fixture.Services.GetApiService<StreamCancellation>().CancelIfAbandonedAsync(id, Ct);
 
-        Assert.Equal(StreamControl.CancelOutcome.ClientReturned, outcome);
+        Assert.Equal(CancelScripts.Reply.ClientReturned, outcome);
         Assert.False(await Db.KeyExistsAsync(RedisKeys.Cancelled(id)));
 
         // And when that client leaves in turn, its own replica cancels the generation after the grace.
@@ -116,9 +117,9 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
         var id = RequestQueue.NewId();
         await Db.StreamAddAsync(RedisKeys.Tokens(id), [new(StreamFields.Event, EventNames.Start), new(StreamFields.Data, Envelopes.Start(id, "synthetic"))]);
         await Db.KeyExpireAsync(RedisKeys.Tokens(id), TimeSpan.FromMinutes(1));
-        var control = fixture.Services.GetApiService<StreamControl>();
+        var attachments = fixture.Services.GetApiService<StreamAttachments>();
         var clock = Stopwatch.StartNew();
-        await control.AttachAsync(control.NewLease(id), Ct);
+        await attachments.AttachAsync(attachments.NewLease(id), Ct);
 
         Assert.Equal(1, await AttachLeaseProbe.LiveLeasesAsync(Db, id));
         Assert.False(await AttachLeaseProbe.IsAbandonedAsync(Db, id, Grace));
@@ -127,7 +128,7 @@ public sealed class AttachLeaseTests(AttachLeaseTests.Fixture fixture) : IClassF
         // Lease (750 ms) then grace (2 s), give or take the clocks' milliseconds.
         Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(2700), Bound);
         Assert.Equal(0, await AttachLeaseProbe.LiveLeasesAsync(Db, id));
-        Assert.Equal(StreamControl.CancelOutcome.Cancelled, await control.CancelIfAbandonedAsync(id, Ct));
+        Assert.Equal(CancelScripts.Reply.Cancelled, await fixture.Services.GetApiService<StreamCancellation>().CancelIfAbandonedAsync(id, Ct));
     }
 
     /// <summary>Starts a stream on <paramref name="replica"/>, reads its start, and leaves; returns once the leaving is recorded.</summary>

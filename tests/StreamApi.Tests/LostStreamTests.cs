@@ -26,10 +26,10 @@ public sealed class LostStreamTests(LostStreamTests.Fixture fixture) : IClassFix
     public async Task ANewStreamLostBeforeItsFirstReadStillGetsStartThenErrorThenEnd()
     {
         var id = RequestQueue.NewId();
-        var control = fixture.Services.GetApiService<StreamControl>();
+        var slots = fixture.Services.GetApiService<ClientSlots>();
         var follower = fixture.Services.GetApiService<StreamFollower>();
         // As the start wrote it; the stream itself is gone (never written here).
-        var slot = new StreamSlot(control, "test", id, attachMember: null, NullLogger.Instance) { Start = Envelopes.Start(id, "synthetic") };
+        var slot = new StreamSlot(slots, "test", id, attachMember: null, NullLogger.Instance) { Start = Envelopes.Start(id, "synthetic") };
 
         var events = new List<(string Name, string Envelope)>();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct);

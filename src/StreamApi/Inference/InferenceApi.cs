@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.HttpResults;
 using VixAspire.StreamApi.Streaming;
+using VixAspire.StreamApi.Streaming.Scripts;
 
 namespace VixAspire.StreamApi.Inference;
 
@@ -57,17 +58,17 @@ public static partial class InferenceApi
     }
 
     internal static async Task<Results<Accepted, ProblemHttpResult>> CancelAsync(
-        string id, HttpContext context, StreamControl control, StreamApiTelemetry telemetry, CancellationToken cancellationToken)
+        string id, HttpContext context, StreamCancellation cancellation, StreamApiTelemetry telemetry, CancellationToken cancellationToken)
     {
         var outcome = RequestId().IsMatch(id)
-            ? await control.CancelAsync(id, ClientIdentity.Of(context).Key, cancellationToken)
-            : StreamControl.CancelOutcome.NotFound;
-        if (outcome == StreamControl.CancelOutcome.NotFound)
+            ? await cancellation.CancelAsync(id, ClientIdentity.Of(context).Key, cancellationToken)
+            : CancelScripts.Reply.NotFound;
+        if (outcome == CancelScripts.Reply.NotFound)
         {
             return UnknownStream(id);
         }
 
-        if (outcome == StreamControl.CancelOutcome.Cancelled)
+        if (outcome == CancelScripts.Reply.Cancelled)
         {
             telemetry.Cancelled("delete");
         }
@@ -82,9 +83,8 @@ public static partial class InferenceApi
     [GeneratedRegex("^[0-9a-f]{32}$")]
     private static partial Regex RequestId();
 
-    /// <summary>A Redis stream id: two unsigned 64-bit numbers, <c>ms-seq</c>.</summary>
     /// <summary>
-    /// An entry id (<c>ms-seq</c>) that could have been received: its time is not in the future (a minute of clock
+    /// A Redis stream entry id (<c>ms-seq</c>, two unsigned 64-bit numbers) that could have been received: its time is not in the future (a minute of clock
     /// difference between Redis and this replica allowed). A later id would wait for entries that never come.
     /// </summary>
     private static bool IsStreamEntryId(string value) =>

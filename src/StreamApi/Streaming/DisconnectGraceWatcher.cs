@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using VixAspire.Contracts;
+using VixAspire.StreamApi.Streaming.Scripts;
 
 namespace VixAspire.StreamApi.Streaming;
 
@@ -12,7 +13,7 @@ namespace VixAspire.StreamApi.Streaming;
 /// check this replica never gets to (it stopped or died) is not a stream left running.
 /// </summary>
 internal sealed class DisconnectGraceWatcher(
-    StreamControl control,
+    StreamCancellation cancellation,
     StreamApiTelemetry telemetry,
     IOptionsMonitor<StreamingOptions> options,
     TimeProvider time,
@@ -41,13 +42,13 @@ internal sealed class DisconnectGraceWatcher(
 
                 try
                 {
-                    switch (await control.CancelIfAbandonedAsync(id, stoppingToken))
+                    switch (await cancellation.CancelIfAbandonedAsync(id, stoppingToken))
                     {
-                        case StreamControl.CancelOutcome.Cancelled:
+                        case CancelScripts.Reply.Cancelled:
                             Log.AbandonedStreamCancelled(logger, id);
                             telemetry.Cancelled("disconnect");
                             break;
-                        case StreamControl.CancelOutcome.NotYet when !again:
+                        case CancelScripts.Reply.NotYet when !again:
                             // Redis's clock is behind ours, or a lease of a replica that died ran out after the last
                             // client left: its grace runs from then, so look once more.
                             Schedule(id, again: true);

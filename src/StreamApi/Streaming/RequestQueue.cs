@@ -2,33 +2,14 @@ using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using VixAspire.Contracts;
+using VixAspire.StreamApi.Streaming.Scripts;
 
 namespace VixAspire.StreamApi.Streaming;
 
-/// <summary>Puts requests on the worker queue and signals cancellation, through Redis.</summary>
+/// <summary>Begins a request's token stream and puts the request on the worker queue; tells whether a stream exists for a key.</summary>
 internal sealed class RequestQueue(IConnectionMultiplexer redis, RedisTopology topology, IOptionsMonitor<StreamingOptions> options)
 {
-    // KEYS: tokens stream, owner. ARGV: API key ('' for any).
-    private const string ExistsScript = """
-        if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-        return redis.call('EXISTS', KEYS[1])
-        """;
-
     public static string NewId() => Guid.CreateVersion7().ToString("N");
-
-    // KEYS: tokens stream, owner, clients, then the queue partition when this script queues the request too (one
-    // server). ARGV: start envelope, TTL ms, API key ('' for none), lease member, lease ms, partition cap, then the queue
-    // entry's fields and values. Returns 0, writing nothing, when the partition is at its cap; else 1.
-    private const string BeginScript = StreamControl.AttachFunctions + $$"""
-        local queued = #KEYS == 4
-        if queued and redis.call('XLEN', KEYS[4]) >= tonumber(ARGV[6]) then return 0 end
-        redis.call('XADD', KEYS[1], '*', '{{StreamFields.Event}}', '{{EventNames.Start}}', '{{StreamFields.Data}}', ARGV[1])
-        redis.call('PEXPIRE', KEYS[1], ARGV[2])
-        if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2]) end
-        vix_attach(KEYS[3], ARGV[4], ARGV[5], ARGV[2])
-        if queued then redis.call('XADD', KEYS[4], '*', unpack(ARGV, 7)) end
-        return 1
-        """;
 
     /// <summary>
     /// Creates the request's token stream with its <c>start</c> entry (<paramref name="start"/>) and the client's attach <paramref name="lease"/>,
@@ -68,19 +49,13 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, RedisTopology t
             }
         }
 
-        RedisKey[] keys = [RedisKeys.Tokens(id), RedisKeys.Owner(id), RedisKeys.Clients(id)];
-        RedisValue[] begin =
-        [
-            start,
-            (long)limits.InitialStreamTtl.TotalMilliseconds,
-            client.Key ?? RedisValue.EmptyString,
-            lease.Member,
-            StreamControl.LeaseMilliseconds(limits),
-            cap,
-        ];
+        RedisValue[] Arguments(IReadOnlyCollection<RedisValue> queueFields) => BeginScripts.BeginArguments(start,
+            (long)limits.InitialStreamTtl.TotalMilliseconds, client.Key, lease.Member, StreamAttachments.LeaseMilliseconds(limits), cap, queueFields);
+
         if (!topology.IsCluster)
         {
-            return (int)await db.ScriptEvaluateAsync(BeginScript, [.. keys, queue], [.. begin, .. fields]) == 1;
+            var reply = await db.ScriptEvaluateAsync(BeginScripts.Begin, BeginScripts.BeginKeys(id, queue), Arguments(fields));
+            return (BeginScripts.BeginReply)(int)reply == BeginScripts.BeginReply.Begun;
         }
 
         if (await db.StreamLengthAsync(queue) >= cap)
@@ -88,13 +63,13 @@ internal sealed class RequestQueue(IConnectionMultiplexer redis, RedisTopology t
             return false;
         }
 
-        await db.ScriptEvaluateAsync(BeginScript, keys, begin);
+        await db.ScriptEvaluateAsync(BeginScripts.Begin, BeginScripts.BeginKeys(id, queue: null), Arguments(queueFields: []));
         await db.StreamAddAsync(queue, [.. fields.Chunk(2).Select(static pair => new NameValueEntry(pair[0], pair[1]))]);
         return true;
     }
 
     /// <summary>Whether stream <paramref name="id"/> exists, for <paramref name="key"/> when given: another key's stream does not.</summary>
     public async Task<bool> ExistsAsync(string id, string? key, CancellationToken cancellationToken) =>
-        (int)await redis.GetDatabase().ScriptEvaluateAsync(ExistsScript, [RedisKeys.Tokens(id), RedisKeys.Owner(id)],
-            [key ?? RedisValue.EmptyString]).WaitAsync(cancellationToken) == 1;
+        (BeginScripts.ExistsReply)(int)await redis.GetDatabase().ScriptEvaluateAsync(BeginScripts.Exists, BeginScripts.ExistsKeys(id),
+            BeginScripts.ExistsArguments(key)).WaitAsync(cancellationToken) == BeginScripts.ExistsReply.Exists;
 }

@@ -13,7 +13,7 @@ namespace VixAspire.StreamApi.Streaming;
 /// </summary>
 internal sealed class StreamFollower(
     TokenStreamTailer tailer,
-    StreamControl control,
+    StreamAttachments attachments,
     DisconnectGraceWatcher graceWatcher,
     ResiliencePipelineProvider<string> pipelines,
     IHostApplicationLifetime lifetime,
@@ -101,7 +101,7 @@ internal sealed class StreamFollower(
                 yield return new StreamBatch(entries);
             }
 
-            if (progress.EndedBefore)
+            if (progress.ResumedAfterEnd)
             {
                 ended = await EndAsync(slot, reason: null);
             }
@@ -151,8 +151,8 @@ internal sealed class StreamFollower(
         try
         {
             // Attaching again with the same member only moves its expiry, so a blip is retried.
-            var lease = control.NewLease(id);
-            await _retry.ExecuteAsync(static async (s, ct) => await s.control.AttachAsync(s.lease, ct), (control, lease), cancellationToken);
+            var lease = attachments.NewLease(id);
+            await _retry.ExecuteAsync(static async (s, ct) => await s.attachments.AttachAsync(s.lease, ct), (attachments, lease), cancellationToken);
             return lease;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -173,7 +173,7 @@ internal sealed class StreamFollower(
         using var timeout = new CancellationTokenSource(DetachTimeout);
         try
         {
-            var last = await _retry.ExecuteAsync(static async (s, ct) => await s.control.DetachAsync(s.lease, ct), (control, lease), timeout.Token);
+            var last = await _retry.ExecuteAsync(static async (s, ct) => await s.attachments.DetachAsync(s.lease, ct), (attachments, lease), timeout.Token);
             if (last)
             {
                 graceWatcher.Schedule(lease.StreamId);

@@ -8,7 +8,7 @@ namespace VixAspire.StreamApi.Streaming;
 /// it frees nothing, the worker frees it when it writes the end, and the follower when it reads the end. An
 /// attachment's slot is freed when its holder disposes it or the end is read. Either is freed at most once here.
 /// </summary>
-internal sealed class StreamSlot(StreamControl control, string client, string id, string? attachMember, ILogger logger) : IAsyncDisposable
+internal sealed class StreamSlot(ClientSlots slots, string client, string id, string? attachMember, ILogger logger) : IAsyncDisposable
 {
     private int _released;
 
@@ -41,7 +41,7 @@ internal sealed class StreamSlot(StreamControl control, string client, string id
 
         try
         {
-            await control.ReleaseClientSlotAsync(client, members);
+            await slots.ReleaseAsync(client, members);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {

@@ -6,9 +6,16 @@ namespace VixAspire.StreamApi.Streaming;
 /// <summary>
 /// Starts a generation for any front end (SSE, OpenAI-compatible, WebSocket): takes one of the client's
 /// concurrent-stream slots, then queues the request. The slot comes back as a <see cref="StreamSlot"/> lease
-/// for the caller to hold while it follows the stream; it counts until the stream ends, even if the client leaves. While Redis is not connected it refuses at once (503).
+/// for the caller to hold while it follows the stream; it counts until the stream ends, even if the client leaves.
+/// While Redis is not connected it refuses at once (503).
 /// </summary>
-internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue queue, StreamControl control, StreamApiTelemetry telemetry, ILogger<StreamStarter> logger)
+internal sealed class StreamStarter(
+    IConnectionMultiplexer redis,
+    RequestQueue queue,
+    ClientSlots slots,
+    StreamAttachments attachments,
+    StreamApiTelemetry telemetry,
+    ILogger<StreamStarter> logger)
 {
     private static readonly RequestFault TooManyStreams = new(StatusCodes.Status429TooManyRequests, "Too many concurrent streams",
         "This client has as many streams open as it may (Streaming:MaxConcurrentStreamsPerClient); retry when one ends.", "too_many_streams");
@@ -40,14 +47,14 @@ internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue q
             return new(id, null, RedisFaults.Unavailable);
         }
 
-        if (!await control.TryAcquireClientSlotAsync(client.Id, id, cancellationToken))
+        if (!await slots.TryAcquireAsync(client.Id, id, cancellationToken))
         {
             telemetry.Refused(TooManyStreams.Code);
             return new(id, null, TooManyStreams);
         }
 
         // The client is attached as the stream is created, in the same script, rather than in a round trip of its own.
-        var slot = new StreamSlot(control, client.Id, id, attachMember: null, logger) { Attached = control.NewLease(id), Start = Envelopes.Start(id, request.Model) };
+        var slot = new StreamSlot(slots, client.Id, id, attachMember: null, logger) { Attached = attachments.NewLease(id), Start = Envelopes.Start(id, request.Model) };
         bool queued;
         try
         {
@@ -78,13 +85,13 @@ internal sealed class StreamStarter(IConnectionMultiplexer redis, RequestQueue q
     {
         var client = ClientIdentity.Of(context).Id;
         var member = $"attach:{Guid.NewGuid():N}";
-        if (!await control.TryAcquireClientSlotAsync(client, member, context.RequestAborted))
+        if (!await slots.TryAcquireAsync(client, member, context.RequestAborted))
         {
             telemetry.Refused(TooManyStreams.Code);
             context.Response.Headers.RetryAfter = RequestFault.RetryAfterSeconds;
             return (null, TooManyStreams);
         }
 
-        return (new StreamSlot(control, client, id, member, logger), null);
+        return (new StreamSlot(slots, client, id, member, logger), null);
     }
 }

@@ -23,18 +23,18 @@ internal sealed class TokenStreamTailer
     private readonly IConnectionMultiplexer _redis;
     private readonly StreamReads _reads;
     private readonly WakeDispatcher _wakeUps;
-    private readonly StreamControl _control;
+    private readonly StreamAttachments _attachments;
     private readonly ResiliencePipeline _retry;
     private readonly IOptionsMonitor<StreamingOptions> _options;
     private readonly ConcurrentDictionary<WakeSignal, byte> _following = new();
 
-    public TokenStreamTailer(IConnectionMultiplexer redis, StreamReads reads, WakeDispatcher wakeUps, StreamControl control, ResiliencePipelineProvider<string> pipelines,
+    public TokenStreamTailer(IConnectionMultiplexer redis, StreamReads reads, WakeDispatcher wakeUps, StreamAttachments attachments, ResiliencePipelineProvider<string> pipelines,
         IOptionsMonitor<StreamingOptions> options)
     {
         _redis = redis;
         _reads = reads;
         _wakeUps = wakeUps;
-        _control = control;
+        _attachments = attachments;
         _retry = pipelines.GetPipeline(RedisFaults.RetryPipeline);
         _options = options;
         redis.ConnectionRestored += (_, _) => WakeAllAfterRestore();
@@ -44,7 +44,7 @@ internal sealed class TokenStreamTailer
     /// Yields batches of entries after <paramref name="afterId"/> (from the start when null), the last batch
     /// ending with the <c>end</c> entry. An empty batch means the heartbeat interval passed with nothing new.
     /// The sequence also ends when the stream no longer exists (expired, never created, or lost with a Redis
-    /// restart), or when the client resumes after the end itself (<see cref="TailProgress.EndedBefore"/>).
+    /// restart), or when the client resumes after the end itself (<see cref="TailProgress.ResumedAfterEnd"/>).
     /// <paramref name="lease"/>, when the client has one, is renewed while the sequence is enumerated.
     /// </summary>
     public async IAsyncEnumerable<StreamEntry[]> TailAsync(string id, string? afterId, AttachLease? lease, TailProgress progress,
@@ -104,7 +104,7 @@ internal sealed class TokenStreamTailer
                             (db, key), cancellationToken);
                         if (last.Length > 0 && IsEnd(last[0]))
                         {
-                            progress.EndedBefore = true;
+                            progress.ResumedAfterEnd = true;
                             yield break;
                         }
                     }
@@ -135,7 +135,7 @@ internal sealed class TokenStreamTailer
     }
 
     private Task<bool> RenewAsync(string id, AttachLease? lease, CancellationToken cancellationToken) =>
-        _retry.ExecuteAsync(static async (s, ct) => await s.control.RenewAsync(s.id, s.lease, ct), (control: _control, id, lease), cancellationToken).AsTask();
+        _retry.ExecuteAsync(static async (s, ct) => await s.attachments.RenewAsync(s.id, s.lease, ct), (attachments: _attachments, id, lease), cancellationToken).AsTask();
 
     private void WakeAllAfterRestore()
     {
@@ -156,5 +156,5 @@ internal sealed class TokenStreamTailer
 internal sealed class TailProgress
 {
     /// <summary>The client resumed after the stream's end event: the stream is complete for it.</summary>
-    public bool EndedBefore { get; set; }
+    public bool ResumedAfterEnd { get; set; }
 }

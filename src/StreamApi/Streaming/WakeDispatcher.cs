@@ -9,7 +9,7 @@ namespace VixAspire.StreamApi.Streaming;
 /// entries that this replica follows, and the dispatcher sets the signal of every tail of those streams here. A tail
 /// registers before its first read; the multiplexer subscribes again by itself after a reconnect.
 /// </summary>
-internal sealed class WakeDispatcher(IConnectionMultiplexer redis)
+internal sealed class WakeDispatcher(IConnectionMultiplexer redis, ReplicaIdentity replica)
 {
     private readonly ConcurrentDictionary<string, WakeSignal[]> _tails = new(StringComparer.Ordinal);
     private readonly Lock _subscribing = new();
@@ -42,7 +42,7 @@ internal sealed class WakeDispatcher(IConnectionMultiplexer redis)
         {
             if (_subscribed is null || _subscribed.IsFaulted || _subscribed.IsCanceled)
             {
-                _subscribed = redis.GetSubscriber().SubscribeAsync(RedisKeys.ReplicaWake(StreamControl.Replica), (_, message) => Wake(message));
+                _subscribed = redis.GetSubscriber().SubscribeAsync(replica.WakeChannel, (_, message) => Wake(message));
             }
 
             return _subscribed;

@@ -28,16 +28,16 @@ internal sealed class ClientMessage
 internal sealed partial class SocketJsonContext : JsonSerializerContext;
 
 /// <summary>
-/// Outgoing messages: a stored envelope <c>{"type":...,"payload":...}</c> becomes
+/// The tags of outgoing messages: a stored envelope <c>{"type":...,"payload":...}</c> becomes
 /// <c>{"stream_id":...,"request_id":...,"type":...,"payload":...}</c> by writing a per-request prefix in front of
 /// the envelope's bytes after its opening brace; the envelope is never parsed.
 /// </summary>
-internal static class SocketFrames
+internal static class MessagePrefixes
 {
-    public static readonly ReadOnlyMemory<byte> Untagged = Prefix(null, null);
+    public static readonly ReadOnlyMemory<byte> Untagged = For(null, null);
 
     /// <summary><c>{"stream_id":...,"request_id":...,</c>, ready to take an envelope without its <c>{</c>.</summary>
-    public static byte[] Prefix(string? streamId, string? requestId)
+    public static byte[] For(string? streamId, string? requestId)
     {
         var buffer = new ArrayBufferWriter<byte>(128);
         using (var writer = new Utf8JsonWriter(buffer))
@@ -51,8 +51,8 @@ internal static class SocketFrames
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>Writes one message; false (nothing written) when the envelope is not a JSON object.</summary>
-    public static bool TryWrite(IBufferWriter<byte> buffer, ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> envelope)
+    /// <summary>Writes one message, <paramref name="prefix"/> then the envelope; false (nothing written) when the envelope is not a JSON object.</summary>
+    public static bool TryWriteMessage(IBufferWriter<byte> buffer, ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> envelope)
     {
         if (envelope.Length < 2 || envelope[0] != (byte)'{' || envelope[^1] != (byte)'}')
         {

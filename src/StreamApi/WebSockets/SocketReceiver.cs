@@ -162,7 +162,7 @@ internal sealed class SocketReceiver(
             }
         }
 
-        var prefix = SocketFrames.Prefix(null, message.RequestId);
+        var prefix = MessagePrefixes.For(null, message.RequestId);
         if (invalid is not null)
         {
             await sender.SendFailureAsync(prefix, "invalid_request", invalid, retryable: false, cancellationToken);
@@ -182,7 +182,7 @@ internal sealed class SocketReceiver(
     private async Task RejectAsync(string? requestId, string reason, CancellationToken cancellationToken)
     {
         Log.WebSocketMessageRejected(logger, reason);
-        await sender.SendAsync(requestId is null ? SocketFrames.Untagged : SocketFrames.Prefix(null, requestId),
+        await sender.SendAsync(requestId is null ? MessagePrefixes.Untagged : MessagePrefixes.For(null, requestId),
             Envelopes.Error("invalid_message", reason, retryable: false), cancellationToken);
     }
 }

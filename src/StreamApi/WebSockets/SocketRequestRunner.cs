@@ -1,6 +1,7 @@
 using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Streaming;
+using VixAspire.StreamApi.Streaming.Scripts;
 
 namespace VixAspire.StreamApi.WebSockets;
 
@@ -12,7 +13,7 @@ namespace VixAspire.StreamApi.WebSockets;
 internal sealed class SocketRequestRunner(
     StreamStarter starter,
     StreamFollower follower,
-    StreamControl control,
+    StreamCancellation cancellation,
     StreamApiTelemetry telemetry,
     SocketSender sender,
     ClientIdentity client,
@@ -22,7 +23,7 @@ internal sealed class SocketRequestRunner(
     {
         // One span per request, so each queue entry carries its own traceparent rather than the socket's.
         using var activity = StreamApiTelemetry.Source.StartActivity("WebSocket inference.request");
-        ReadOnlyMemory<byte> prefix = SocketFrames.Prefix(null, request.RequestId);
+        ReadOnlyMemory<byte> prefix = MessagePrefixes.For(null, request.RequestId);
         string? streamId = null;
         var ended = false;
         try
@@ -37,8 +38,8 @@ internal sealed class SocketRequestRunner(
 
             var slot = started.Slot;
             streamId = started.Id;
-            prefix = SocketFrames.Prefix(streamId, request.RequestId);
-            if (request.Started(streamId))
+            prefix = MessagePrefixes.For(streamId, request.RequestId);
+            if (request.CancelCameFirst(streamId))
             {
                 await CancelAsync(request.RequestId, streamId, cancellationToken);
             }
@@ -84,7 +85,7 @@ internal sealed class SocketRequestRunner(
     {
         try
         {
-            if (await control.CancelAsync(streamId, client.Key, cancellationToken) == StreamControl.CancelOutcome.Cancelled)
+            if (await cancellation.CancelAsync(streamId, client.Key, cancellationToken) == CancelScripts.Reply.Cancelled)
             {
                 telemetry.Cancelled("websocket");
             }
@@ -92,7 +93,7 @@ internal sealed class SocketRequestRunner(
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             Log.WebSocketCancelFailed(logger, ex, streamId);
-            await sender.SendAsync(SocketFrames.Prefix(streamId, requestId),
+            await sender.SendAsync(MessagePrefixes.For(streamId, requestId),
                 Envelopes.Error("cancel_failed", $"The cancel could not be delivered; send it again or DELETE /infer/stream/{streamId}.", retryable: true),
                 cancellationToken);
         }

@@ -85,8 +85,8 @@ internal sealed class SocketRequest(string? requestId)
         }
     }
 
-    /// <summary>Records the request's stream; true when a cancel came before it.</summary>
-    public bool Started(string streamId)
+    /// <summary>Records the request's stream; true when a cancel came before it, which the caller then sends for the stream.</summary>
+    public bool CancelCameFirst(string streamId)
     {
         lock (_lock)
         {

@@ -48,7 +48,7 @@ internal sealed class SocketSender(WebSocket socket)
             await foreach (var message in _queue.Reader.ReadAllAsync(cancellationToken))
             {
                 buffer.ResetWrittenCount();
-                if (!_closing && SocketFrames.TryWrite(buffer, message.Prefix.Span, message.Envelope.Span))
+                if (!_closing && MessagePrefixes.TryWriteMessage(buffer, message.Prefix.Span, message.Envelope.Span))
                 {
                     await socket.SendAsync(buffer.WrittenMemory, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
                 }
