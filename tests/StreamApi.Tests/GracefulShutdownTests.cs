@@ -13,32 +13,19 @@ namespace VixAspire.StreamApi.Tests;
 /// worker (nothing else would end them; heartbeat 30 s): each closes at once without an end, so that its client
 /// resumes elsewhere, and detaches so that the grace is judged from then on. A fresh API for each test.
 /// </summary>
-public sealed class GracefulShutdownTests : IAsyncLifetime
+public sealed class GracefulShutdownTests : ServicesFixture
 {
-    private readonly RedisServer _redis = new();
-    private RunningServices _services = null!;
-
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
 
-    public async ValueTask InitializeAsync()
-    {
-        await _redis.InitializeAsync();
-        _services = await RunningServices.StartAsync(_redis, new Dictionary<string, string?> { ["Streaming:HeartbeatInterval"] = "00:00:30" },
-            workers: 0, gateway: false, cancellationToken: Ct);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _services.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
+    public override ValueTask InitializeAsync() => StartAsync(new Dictionary<string, string?> { ["Streaming:HeartbeatInterval"] = "00:00:30" },
+        workers: 0, gateway: false, cancellationToken: Ct);
 
     [Fact]
     public async Task StoppingTheHostClosesEveryOpenStreamAtOnceWithoutAnEndAndDetachesIt()
     {
-        using var client = _services.CreateApiClient();
+        using var client = Services.CreateApiClient();
         using var sse = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "sse" }), Ct);
         var sseId = sse.Headers.Location!.OriginalString["/infer/stream/".Length..];
         await using var sseEvents = sse.ReadEventsAsync(Ct).GetAsyncEnumerator(Ct);
@@ -53,7 +40,7 @@ public sealed class GracefulShutdownTests : IAsyncLifetime
         var chatId = JsonDocument.Parse(roleChunk!["data: ".Length..]).RootElement.GetProperty("id").GetString()!["chatcmpl-".Length..];
 
         using var socket = new ClientWebSocket();
-        await socket.ConnectAsync(new UriBuilder(_services.ApiAddress) { Scheme = "ws", Path = "/infer/ws" }.Uri, Ct).WaitAsync(Bound, Ct);
+        await socket.ConnectAsync(new UriBuilder(Services.ApiAddress) { Scheme = "ws", Path = "/infer/ws" }.Uri, Ct).WaitAsync(Bound, Ct);
         await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(new { type = "inference.request", request_id = "ws", payload = new { prompt = "ws" } }),
             WebSocketMessageType.Text, endOfMessage: true, Ct).WaitAsync(Bound, Ct);
         var socketMessages = ReadUntilCloseAsync(socket);
@@ -61,7 +48,7 @@ public sealed class GracefulShutdownTests : IAsyncLifetime
         var socketId = socketMessages.Messages.First().GetProperty("stream_id").GetString()!;
 
         var clock = Stopwatch.StartNew();
-        await _services.Api.StopAsync(Ct).WaitAsync(Bound, Ct);
+        await Services.Api.StopAsync(Ct).WaitAsync(Bound, Ct);
         var stoppedIn = clock.Elapsed;
 
         var sseRest = new List<ServerEvent>();
@@ -80,8 +67,8 @@ public sealed class GracefulShutdownTests : IAsyncLifetime
         Assert.Equal(["inference.start"], socketMessages.Messages.Select(m => m.GetProperty("type").GetString()));
         foreach (var id in new[] { sseId, chatId, socketId })
         {
-            Assert.Equal(0, await AttachLeaseProbe.LiveLeasesAsync(_redis.Database, id));
-            Assert.True(await _redis.Database.KeyExistsAsync(Contracts.RedisKeys.Left(id)), $"the leaving of {id} was not recorded");
+            Assert.Equal(0, await AttachLeaseProbe.LiveLeasesAsync(Redis.Database, id));
+            Assert.True(await Redis.Database.KeyExistsAsync(Contracts.RedisKeys.Left(id)), $"the leaving of {id} was not recorded");
         }
     }
 

@@ -1,34 +1,20 @@
 using System.Net;
-using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
 
 namespace VixAspire.StreamApi.Tests;
 
 /// <summary>With no worker running, the queue fills; past its cap the API refuses new work instead of trimming queued work.</summary>
-public sealed class QueueLimitTests : IAsyncLifetime
+public sealed class QueueLimitTests : ServicesFixture
 {
-    private readonly RedisServer _redis = new();
-    private RunningServices _services = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        await _redis.InitializeAsync();
-        _services = await RunningServices.StartAsync(_redis, new Dictionary<string, string?> { ["Streaming:MaxQueueLength"] = "16" },
-            workers: 0, gateway: false, cancellationToken: TestContext.Current.CancellationToken);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _services.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
+    public override ValueTask InitializeAsync() => StartAsync(new Dictionary<string, string?> { ["Streaming:MaxQueueLength"] = "16" },
+        workers: 0, gateway: false, cancellationToken: TestContext.Current.CancellationToken);
 
     [Fact]
     public async Task AFullQueueAnswers503WithRetryAfterAndKeepsEveryQueuedRequest()
     {
         var ct = TestContext.Current.CancellationToken;
-        using var client = _services.CreateApiClient();
+        using var client = Services.CreateApiClient();
         var accepted = new List<HttpResponseMessage>();
         for (var i = 0; i < 16; i++)
         {
@@ -42,7 +28,7 @@ public sealed class QueueLimitTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
         Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
-        Assert.Equal(16, await _redis.Database.StreamLengthAsync(RedisKeys.Requests));
+        Assert.Equal(16, await Redis.Database.StreamLengthAsync(RedisKeys.Requests));
         foreach (var response in accepted)
         {
             response.Dispose();

@@ -11,11 +11,11 @@ namespace VixAspire.TestSupport;
 /// send: <c>chunks:COUNTxBYTES</c> gives COUNT chunks of about BYTES bytes of UTF-8 (mixed one-, two-, three-
 /// and four-byte characters), chunk i starting with its number so order can be checked.
 /// </summary>
-public sealed class ChunkyChatClient : IChatClient
+public static class ChunkyChatClient
 {
     public const string Name = "chunky";
 
-    public static void Register(IServiceCollection services) => services.AddKeyedSingleton<IChatClient>(Name, new ChunkyChatClient());
+    public static void Register(IServiceCollection services) => services.AddKeyedSingleton<IChatClient>(Name, new ScriptedChatClient(Script));
 
     public static string Chunk(int index, int bytes)
     {
@@ -30,10 +30,9 @@ public sealed class ChunkyChatClient : IChatClient
         return text.ToString();
     }
 
-    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
-        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    private static async IAsyncEnumerable<ChatResponseUpdate> Script(ScriptedCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var spec = messages.Last().Text["chunks:".Length..].Split('x');
+        var spec = call.Prompt["chunks:".Length..].Split('x');
         var count = int.Parse(spec[0], CultureInfo.InvariantCulture);
         var bytes = int.Parse(spec[1], CultureInfo.InvariantCulture);
         for (var i = 0; i < count; i++)
@@ -44,14 +43,5 @@ public sealed class ChunkyChatClient : IChatClient
         }
 
         yield return new ChatResponseUpdate { FinishReason = ChatFinishReason.Stop };
-    }
-
-    public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        await GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken);
-
-    public object? GetService(Type serviceType, object? serviceKey = null) => null;
-
-    public void Dispose()
-    {
     }
 }

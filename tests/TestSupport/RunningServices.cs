@@ -13,13 +13,14 @@ namespace VixAspire.TestSupport;
 /// <summary>
 /// The real services, composed as their Program.cs composes them, on real Kestrel servers bound to
 /// loopback ports, talking to a real <see cref="RedisServer"/>: StreamApi, any number of workers, and
-/// the gateway in front.
+/// gateways in front. <see cref="StartGatewayAsync"/> is the one gateway host of the tests.
 /// </summary>
 public sealed class RunningServices : IAsyncDisposable
 {
     private readonly List<WebApplication> _apps = [];
     private readonly List<WebApplication> _workers = [];
     private Action<IServiceCollection>? _workerServices;
+    private Dictionary<string, string?> _common = [];
 
     private RunningServices()
     {
@@ -67,39 +68,33 @@ public sealed class RunningServices : IAsyncDisposable
         var stack = new RunningServices { _workerServices = workerServices };
         try
         {
-            var common = new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>())
+            stack._common = new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>())
             {
                 ["ConnectionStrings:redis"] = redis.ConnectionString,
             };
 
-            var apiSettings = new Dictionary<string, string?>(common);
+            var apiSettings = new Dictionary<string, string?>(stack._common);
             foreach (var (key, value) in ApiEndpoints.Settings())
             {
                 apiSettings[key] = value;
             }
 
             stack.ApiHttp2Address = ApiEndpoints.Http2Address(apiSettings)!;
-            stack.Api = await StartAsync(stack, apiSettings, b =>
+            stack.Api = stack.Track(await StartHostAsync(apiSettings, b =>
             {
                 b.AddStreamApiServices();
                 apiServices?.Invoke(b.Services);
-            }, static a => a.MapStreamApi(), cancellationToken);
+            }, static a => a.MapStreamApi(), cancellationToken));
             stack.ApiAddress = new Uri(stack.Api.Urls.First(u => new Uri(u) != stack.ApiHttp2Address));
 
             for (var i = 0; i < workers; i++)
             {
-                await stack.StartWorkerAsync(common, cancellationToken);
+                await stack.StartWorkerAsync(stack._common, cancellationToken);
             }
 
             if (gateway)
             {
-                var gatewaySettings = new Dictionary<string, string?>(common);
-                foreach (var (key, value) in ApiEndpoints.GatewayDestinations("streamapi", stack.ApiAddress, stack.ApiHttp2Address))
-                {
-                    gatewaySettings[key] = value;
-                }
-                stack.Gateway = await StartAsync(stack, gatewaySettings, static b => b.AddGateway(), static a => a.MapGateway(), cancellationToken,
-                    Path.Combine(AppContext.BaseDirectory, "gateway.appsettings.json"));
+                stack.Gateway = await stack.AddGatewayAsync(cancellationToken: cancellationToken);
                 stack.GatewayAddress = Address(stack.Gateway);
             }
 
@@ -112,14 +107,48 @@ public sealed class RunningServices : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Starts a gateway in front of this stack's API, with <paramref name="settings"/> over the stack's own and
+    /// the API's addresses (they may name other destinations); it stops with the stack.
+    /// </summary>
+    public async Task<WebApplication> AddGatewayAsync(IReadOnlyDictionary<string, string?>? settings = null, ILoggerProvider? logs = null,
+        CancellationToken cancellationToken = default)
+    {
+        var gatewaySettings = new Dictionary<string, string?>(_common);
+        foreach (var (key, value) in ApiEndpoints.GatewayDestinations("streamapi", ApiAddress, ApiHttp2Address).Concat(settings ?? new Dictionary<string, string?>()))
+        {
+            gatewaySettings[key] = value;
+        }
+
+        return Track(await StartGatewayAsync(gatewaySettings, cancellationToken, logs));
+    }
+
+    /// <summary>
+    /// The gateway as its Program.cs composes it, with its real routes (the gateway's appsettings.json) and
+    /// <paramref name="settings"/> over them, its destinations among them. The caller disposes it.
+    /// <paramref name="logs"/>, when given, receives everything it logs, down to Trace (YARP's and Kestrel's included).
+    /// </summary>
+    public static Task<WebApplication> StartGatewayAsync(IReadOnlyDictionary<string, string?> settings, CancellationToken cancellationToken,
+        ILoggerProvider? logs = null) =>
+        StartHostAsync(settings, b =>
+        {
+            if (logs is not null)
+            {
+                b.Logging.AddProvider(logs);
+                b.Services.Configure<LoggerFilterOptions>(o => o.Rules.Add(new LoggerFilterRule(logs.GetType().FullName, null, LogLevel.Trace, null)));
+            }
+
+            b.AddGateway();
+        }, static a => a.MapGateway(), cancellationToken, Path.Combine(AppContext.BaseDirectory, "gateway.appsettings.json"));
+
     public async Task<WebApplication> StartWorkerAsync(IReadOnlyDictionary<string, string?> settings, CancellationToken cancellationToken)
     {
         var extra = _workerServices;
-        var worker = await StartAsync(this, settings, b =>
+        var worker = Track(await StartHostAsync(settings, b =>
         {
             b.AddWorkerServices();
             extra?.Invoke(b.Services);
-        }, static a => a.MapDefaultEndpoints(), cancellationToken);
+        }, static a => a.MapDefaultEndpoints(), cancellationToken));
         _workers.Add(worker);
         return worker;
     }
@@ -133,8 +162,14 @@ public sealed class RunningServices : IAsyncDisposable
         _apps.Remove(worker);
     }
 
-    private static async Task<WebApplication> StartAsync(
-        RunningServices stack,
+    private WebApplication Track(WebApplication app)
+    {
+        _apps.Add(app);
+        return app;
+    }
+
+    /// <summary>A service host on a loopback port of Kestrel's choosing; one that fails to start is stopped and disposed.</summary>
+    private static async Task<WebApplication> StartHostAsync(
         IReadOnlyDictionary<string, string?> settings,
         Action<WebApplicationBuilder> addServices,
         Action<WebApplication> map,
@@ -160,9 +195,17 @@ public sealed class RunningServices : IAsyncDisposable
 
         var app = builder.Build();
         map(app);
-        stack._apps.Add(app);
-        await app.StartAsync(cancellationToken);
-        return app;
+        try
+        {
+            await app.StartAsync(cancellationToken);
+            return app;
+        }
+        catch
+        {
+            await app.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+            throw;
+        }
     }
 
     private static Uri Address(WebApplication app) => new(app.Urls.First());

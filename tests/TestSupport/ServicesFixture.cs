@@ -4,8 +4,10 @@ using Xunit;
 namespace VixAspire.TestSupport;
 
 /// <summary>
-/// A class fixture with its own redis-server and the real services in front of it. A derived fixture calls
-/// <see cref="StartAsync"/> from <see cref="InitializeAsync"/> with its settings.
+/// A redis-server of its own and the real services in front of it. As a class fixture, one for the class's tests;
+/// as a test class's base, a fresh one for each test (xunit makes an instance per test). A derived class calls
+/// <see cref="StartAsync"/> from <see cref="InitializeAsync"/> with its settings, and overrides
+/// <see cref="DisposeAsync"/> to dispose anything else it starts.
 /// </summary>
 public abstract class ServicesFixture : IAsyncLifetime
 {
@@ -15,18 +17,19 @@ public abstract class ServicesFixture : IAsyncLifetime
 
     public abstract ValueTask InitializeAsync();
 
-    protected async Task StartAsync(
+    protected async ValueTask StartAsync(
         IReadOnlyDictionary<string, string?>? settings = null,
         int workers = 1,
         bool gateway = true,
         Action<IServiceCollection>? workerServices = null,
-        Action<IServiceCollection>? apiServices = null)
+        Action<IServiceCollection>? apiServices = null,
+        CancellationToken cancellationToken = default)
     {
         await Redis.InitializeAsync();
-        Services = await RunningServices.StartAsync(Redis, settings, workers, gateway, workerServices, apiServices);
+        Services = await RunningServices.StartAsync(Redis, settings, workers, gateway, workerServices, apiServices, cancellationToken);
     }
 
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
         if (Services is not null)
         {

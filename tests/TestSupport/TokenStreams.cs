@@ -91,7 +91,7 @@ public static class TokenStreams
             while (true)
             {
                 var queued = await redis.GetDatabase().StreamRangeAsync(RedisKeys.Requests);
-                // The worker sends XACK then XDEL in one pipeline: once the entry is gone, it was acknowledged.
+                // The worker settles an entry with XACK and XDEL in one script: once the entry is gone, it was acknowledged.
                 if (!queued.Any(e => e[StreamFields.RequestId] == id))
                 {
                     return;

@@ -9,11 +9,8 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using VixAspire.Gateway;
 using VixAspire.TestSupport;
 
 namespace VixAspire.IntegrationTests;
@@ -29,12 +26,8 @@ public sealed class GatewaySecurityTests(GatewaySecurityTests.Fixture fixture) :
     private const string BobKey = "vix-test-bob-77d2e0";
     private const int GatewayBodyLimit = 64 * 1024;
 
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        private readonly RedisServer _redis = new();
-        private readonly List<WebApplication> _gateways = [];
-        private RunningServices? _services;
-
         /// <summary>What reached the API: <c>X-Vix-Client</c> (null when absent) by the test's <c>X-Test-Request</c>.</summary>
         public ConcurrentDictionary<string, string?> ClientSeenByApi { get; } = new();
 
@@ -46,10 +39,9 @@ public sealed class GatewaySecurityTests(GatewaySecurityTests.Fixture fixture) :
 
         public Uri RateLimited { get; private set; } = null!;
 
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await _redis.InitializeAsync();
-            _services = await RunningServices.StartAsync(_redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
                 ["Providers:Synthetic:TokenDelay"] = "00:00:00.001",
@@ -76,54 +68,9 @@ public sealed class GatewaySecurityTests(GatewaySecurityTests.Fixture fixture) :
             }, logs: null);
         }
 
-        /// <summary>The gateway as its Program.cs composes it, with its real routes, in front of the fixture's API.</summary>
-        private async Task<Uri> StartGatewayAsync(Dictionary<string, string?> settings, CapturingLoggerProvider? logs)
-        {
-            var builder = WebApplication.CreateBuilder(new WebApplicationOptions
-            {
-                EnvironmentName = Environments.Production,
-                ContentRootPath = Directory.CreateTempSubdirectory("vix-test-gateway-").FullName,
-            });
-            builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "gateway.appsettings.json"), optional: false);
-            foreach (var (key, value) in ApiEndpoints.GatewayDestinations("streamapi", _services!.ApiAddress, _services.ApiHttp2Address))
-            {
-                settings[key] = value;
-            }
-
-            builder.Configuration.AddInMemoryCollection(settings);
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-            if (logs is not null)
-            {
-                // Everything the gateway logs, down to Trace, YARP's and Kestrel's included.
-                builder.Logging.AddProvider(logs);
-                builder.Logging.AddFilter<CapturingLoggerProvider>(null, LogLevel.Trace);
-            }
-
-            builder.AddServiceDefaults();
-            builder.AddGateway();
-            var app = builder.Build();
-            app.MapGateway();
-            _gateways.Add(app);
-            await app.StartAsync(CancellationToken.None);
-            return new Uri(app.Urls.First());
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            foreach (var gateway in _gateways)
-            {
-                await gateway.StopAsync(CancellationToken.None);
-                await gateway.DisposeAsync();
-            }
-
-            if (_services is not null)
-            {
-                await _services.DisposeAsync();
-            }
-
-            await _redis.DisposeAsync();
-        }
+        /// <summary>A gateway with its real routes in front of the fixture's API; <paramref name="logs"/> hears everything it logs.</summary>
+        private async Task<Uri> StartGatewayAsync(Dictionary<string, string?> settings, CapturingLoggerProvider? logs) =>
+            new((await Services.AddGatewayAsync(settings, logs)).Urls.First());
     }
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;

@@ -2,12 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using VixAspire.Gateway;
 using VixAspire.TestSupport;
 
@@ -24,34 +20,30 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
 {
     public static readonly TimeSpan ApiKeepAlive = TimeSpan.FromSeconds(2);
 
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : ServicesFixture
     {
-        private readonly RedisServer _redis = new();
-        private RunningServices? _services;
-
         public LateCloseRelay Relay { get; private set; } = null!;
 
         public WebApplication Gateway { get; private set; } = null!;
 
-        public async ValueTask InitializeAsync()
+        public override async ValueTask InitializeAsync()
         {
-            await _redis.InitializeAsync();
-            _services = await RunningServices.StartAsync(_redis, new Dictionary<string, string?>
+            await StartAsync(new Dictionary<string, string?>
             {
                 ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
                 ["Providers:Synthetic:TokenDelay"] = "00:00:00.001",
             }, workers: 1, gateway: false,
                 apiServices: services => services.Configure<KestrelServerOptions>(kestrel => kestrel.Limits.KeepAliveTimeout = ApiKeepAlive));
-            Relay = new LateCloseRelay(_services.ApiAddress, closeDelay: ApiKeepAlive);
-            Gateway = await StartGatewayAsync(Relay.Address, http2: false, new Dictionary<string, string?>
+            Relay = new LateCloseRelay(Services.ApiAddress, closeDelay: ApiKeepAlive);
+            Gateway = await Services.AddGatewayAsync(Upstream(Relay.Address, http2: false, new Dictionary<string, string?>
             {
                 ["ReverseProxy:Clusters:streamapi:Metadata:PooledConnectionIdleTimeout"] = "00:00:01",
-            }, CancellationToken.None);
-            Http2Relay = new LateCloseRelay(_services.ApiHttp2Address, closeDelay: ApiKeepAlive);
-            Http2Gateway = await StartGatewayAsync(Http2Relay.Address, http2: true, new Dictionary<string, string?>
+            }));
+            Http2Relay = new LateCloseRelay(Services.ApiHttp2Address, closeDelay: ApiKeepAlive);
+            Http2Gateway = await Services.AddGatewayAsync(Upstream(Http2Relay.Address, http2: true, new Dictionary<string, string?>
             {
                 [$"ReverseProxy:Clusters:{UpstreamProtocol.Http2Cluster}:Metadata:PooledConnectionIdleTimeout"] = "00:00:01",
-            }, CancellationToken.None);
+            }));
         }
 
         public LateCloseRelay Http2Relay { get; private set; } = null!;
@@ -60,17 +52,10 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
 
         public (WebApplication Gateway, LateCloseRelay Relay) Over(bool http2) => http2 ? (Http2Gateway, Http2Relay) : (Gateway, Relay);
 
-        public async ValueTask DisposeAsync()
+        public override async ValueTask DisposeAsync()
         {
-            foreach (var gateway in new[] { Gateway, Http2Gateway })
-            {
-                if (gateway is not null)
-                {
-                    await gateway.StopAsync(CancellationToken.None);
-                    await gateway.DisposeAsync();
-                }
-            }
-
+            // The gateways first (they stop with the services), then the relays they sent through.
+            await base.DisposeAsync();
             foreach (var relay in new[] { Relay, Http2Relay })
             {
                 if (relay is not null)
@@ -78,13 +63,6 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
                     await relay.DisposeAsync();
                 }
             }
-
-            if (_services is not null)
-            {
-                await _services.DisposeAsync();
-            }
-
-            await _redis.DisposeAsync();
         }
     }
 
@@ -117,7 +95,7 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
     public async Task APostTheApiReceivedIsNotSentAgainWhenTheApiDropsTheConnection()
     {
         await using var upstream = new DroppingUpstream();
-        await using var gateway = await StartGatewayAsync(upstream.Address, http2: false, new Dictionary<string, string?>(), Ct);
+        await using var gateway = await RunningServices.StartGatewayAsync(Upstream(upstream.Address, http2: false, []), Ct);
         using var client = RunningServices.CreateClient(new Uri(gateway.Urls.First()));
 
         using var response = await client.SendAsync(SseEvents.StreamRequest(new { prompt = "once", max_tokens = 2 }), Ct).WaitAsync(Bound, Ct);
@@ -135,29 +113,12 @@ public sealed class GatewayTests(GatewayTests.Fixture fixture) : IClassFixture<G
         Assert.Equal("length", events.EndReason());
     }
 
-    /// <summary>
-    /// The gateway as its Program.cs composes it, with its real routes, sending them to <paramref name="destination"/>
-    /// over HTTP/2 (its <c>h2</c> endpoint) or HTTP/1.1.
-    /// </summary>
-    private static async Task<WebApplication> StartGatewayAsync(Uri destination, bool http2, Dictionary<string, string?> settings, CancellationToken cancellationToken)
+    /// <summary>The gateway's settings for sending its routes to <paramref name="destination"/> over HTTP/2 (its <c>h2</c> endpoint) or HTTP/1.1.</summary>
+    private static Dictionary<string, string?> Upstream(Uri destination, bool http2, Dictionary<string, string?> settings)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
-        {
-            EnvironmentName = Environments.Production,
-            ContentRootPath = Directory.CreateTempSubdirectory("vix-test-gateway-").FullName,
-        });
-        builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "gateway.appsettings.json"), optional: false);
         settings["Gateway:UpstreamHttp2"] = http2.ToString();
         settings[$"ReverseProxy:Clusters:{(http2 ? UpstreamProtocol.Http2Cluster : UpstreamProtocol.Http1Cluster)}:Destinations:streamapi:Address"] = destination.ToString();
-        builder.Configuration.AddInMemoryCollection(settings);
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.AddServiceDefaults();
-        builder.AddGateway();
-        var app = builder.Build();
-        app.MapGateway();
-        await app.StartAsync(cancellationToken);
-        return app;
+        return settings;
     }
 
     /// <summary>An upstream that reads a request's headers, counts it, and closes the connection without answering.</summary>

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text.Json;
-using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
 
@@ -13,38 +12,25 @@ namespace VixAspire.IntegrationTests;
 /// a restart that loses every key, and a Redis that does not answer at all. Each test has a Redis of its own,
 /// since it breaks it.
 /// </summary>
-public sealed class RedisFaultTests : IAsyncLifetime
+public sealed class RedisFaultTests : ServicesFixture
 {
     private const int Tokens = 3000;
     private const int Drops = 5;
-
-    private readonly RedisServer _redis = new();
-    private RunningServices _services = null!;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
-    public async ValueTask InitializeAsync()
+    public override ValueTask InitializeAsync() => StartAsync(new Dictionary<string, string?>
     {
-        await _redis.InitializeAsync();
-        _services = await RunningServices.StartAsync(_redis, new Dictionary<string, string?>
-        {
-            ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
-            ["Providers:Synthetic:TokenDelay"] = "00:00:00.001",
-        }, cancellationToken: Ct);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _services.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
+        ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
+        ["Providers:Synthetic:TokenDelay"] = "00:00:00.001",
+    }, cancellationToken: Ct);
 
     [Fact]
     public async Task AStreamCarriesOnWhenEveryRedisConnectionIsDroppedMidStream()
     {
-        using var client = _services.CreateClient();
+        using var client = Services.CreateClient();
         using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "blip", max_tokens = Tokens }), Ct);
         await using var reader = response.ReadEventsAsync(Ct).GetAsyncEnumerator(Ct);
         var events = new List<ServerEvent>();
@@ -53,8 +39,8 @@ public sealed class RedisFaultTests : IAsyncLifetime
             var at = drop * Tokens / (Drops + 2);
             events.AddRange(await ReadUntilAsync(reader, e => e.EventType == "token" && e.Payload.GetProperty("index").GetInt32() >= at));
             // Every connection of the services (commands and subscriptions) while tokens flow; the test's own is skipped.
-            await _redis.Database.ExecuteAsync("CLIENT", "KILL", "TYPE", "normal");
-            await _redis.Database.ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub");
+            await Redis.Database.ExecuteAsync("CLIENT", "KILL", "TYPE", "normal");
+            await Redis.Database.ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub");
         }
 
         events.AddRange(await ReadUntilAsync(reader, _ => false));
@@ -68,13 +54,13 @@ public sealed class RedisFaultTests : IAsyncLifetime
     [Fact]
     public async Task ARedisRestartThatLosesTheStreamEndsItWithAnErrorThenEndAndTheNextRequestSucceeds()
     {
-        using var client = _services.CreateClient();
+        using var client = Services.CreateClient();
         using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "restart", max_tokens = 30000 }), Ct);
         await using var reader = response.ReadEventsAsync(Ct).GetAsyncEnumerator(Ct);
         var events = await ReadUntilAsync(reader, e => e.EventType == "token");
 
-        await _redis.KillAsync();
-        await _redis.StartAgainAsync();
+        await Redis.KillAsync();
+        await Redis.StartAgainAsync();
         events.AddRange(await ReadUntilAsync(reader, _ => false));
 
         Assert.Equal("error", events[^2].EventType);
@@ -91,11 +77,11 @@ public sealed class RedisFaultTests : IAsyncLifetime
     [Fact]
     public async Task WhileRedisIsUnreachableTheApiAnswers503ProblemDetailsAndRecoversAfterwards()
     {
-        using var client = _services.CreateClient();
+        using var client = Services.CreateClient();
         var finished = await ReadWholeStreamAsync(client);
         var id = finished[0].Payload.GetProperty("id").GetString();
 
-        await _redis.KillAsync();
+        await Redis.KillAsync();
         using (var post = await client.PostAsJsonAsync("/infer/stream", new { prompt = "down", max_tokens = 5 }, Ct).WaitAsync(Bound, Ct))
         {
             await AssertUnavailableAsync(post);
@@ -111,7 +97,7 @@ public sealed class RedisFaultTests : IAsyncLifetime
             await AssertUnavailableAsync(cancel);
         }
 
-        await _redis.StartAgainAsync();
+        await Redis.StartAgainAsync();
         var next = await ReadWholeStreamAsync(client);
         Assert.Equal(EndReasons.Length, next.EndReason());
     }
@@ -119,9 +105,9 @@ public sealed class RedisFaultTests : IAsyncLifetime
     [Fact]
     public async Task WhileRedisIsUnreachableChatCompletionsAnswer503InOpenAisErrorShape()
     {
-        using var client = _services.CreateClient();
+        using var client = Services.CreateClient();
 
-        await _redis.KillAsync();
+        await Redis.KillAsync();
         using var response = await client.PostAsJsonAsync("/v1/chat/completions",
             new { model = "synthetic", stream = true, messages = new[] { new { role = "user", content = "down" } } }, Ct).WaitAsync(Bound, Ct);
 
@@ -136,9 +122,9 @@ public sealed class RedisFaultTests : IAsyncLifetime
     public async Task WhileRedisIsUnreachableAWebSocketRequestGetsARetryableErrorThenEndAndTheSocketStaysOpen()
     {
         using var socket = new ClientWebSocket();
-        await socket.ConnectAsync(new UriBuilder(_services.GatewayAddress!) { Scheme = "ws", Path = "/infer/ws" }.Uri, Ct).WaitAsync(Bound, Ct);
+        await socket.ConnectAsync(new UriBuilder(Services.GatewayAddress!) { Scheme = "ws", Path = "/infer/ws" }.Uri, Ct).WaitAsync(Bound, Ct);
 
-        await _redis.KillAsync();
+        await Redis.KillAsync();
         await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(new { type = "inference.request", request_id = "down", payload = new { prompt = "down" } }),
             WebSocketMessageType.Text, endOfMessage: true, Ct).WaitAsync(Bound, Ct);
         var error = await ReceiveAsync(socket);

@@ -1,6 +1,5 @@
 using System.Diagnostics.Metrics;
 using System.Net;
-using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -26,45 +25,13 @@ public sealed class ShiftedTimeProvider : TimeProvider
         System.GetTimestamp() + (long)(Interlocked.Read(ref _offsetTicks) * (TimestampFrequency / (double)TimeSpan.TicksPerSecond));
 }
 
-/// <summary>An upstream whose every call first runs <see cref="Next"/> (fail, hang) and then answers with one token.</summary>
-internal sealed class ScriptedChatClient : IChatClient
-{
-    private int _calls;
-
-    public int Calls => Volatile.Read(ref _calls);
-
-    public Func<CancellationToken, Task> Next { get; set; } = Answer;
-
-    public static Task Answer(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public static Func<CancellationToken, Task> Status(HttpStatusCode status) =>
-        _ => Task.FromException(new HttpRequestException("scripted failure", null, status));
-
-    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
-        [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        Interlocked.Increment(ref _calls);
-        await Next(cancellationToken);
-        yield return new ChatResponseUpdate(ChatRole.Assistant, "ok");
-    }
-
-    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        throw new NotSupportedException();
-
-    public object? GetService(Type serviceType, object? serviceKey = null) => null;
-
-    public void Dispose()
-    {
-    }
-}
-
 /// <summary>
 /// The circuit breaker of an upstream's resilience pipeline, seen through the router: which attempts reach
 /// the upstream, which are refused without a call, and when the circuit lets calls through again.
 /// </summary>
 public sealed class CircuitBreakerTests : IAsyncDisposable
 {
-    private static readonly Func<CancellationToken, Task> ServerError = ScriptedChatClient.Status(HttpStatusCode.InternalServerError);
+    private static readonly ChatScript ServerError = ScriptedChatClient.Status(HttpStatusCode.InternalServerError);
 
     private readonly ShiftedTimeProvider _clock = new();
     private readonly ScriptedChatClient _upstream = new();
@@ -129,11 +96,11 @@ public sealed class CircuitBreakerTests : IAsyncDisposable
     private Task HangNextCall(Task release)
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _upstream.Next = async cancellationToken =>
+        _upstream.Next = ScriptedChatClient.After(async cancellationToken =>
         {
             started.TrySetResult();
             await release.WaitAsync(cancellationToken);
-        };
+        });
         return started.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
     }
 
@@ -297,20 +264,17 @@ public sealed class CircuitBreakerTests : IAsyncDisposable
 }
 
 /// <summary>The breaker inside a running worker: an upstream that keeps failing stops receiving requests until its break ends.</summary>
-public sealed class UpstreamCircuitTests : IAsyncLifetime
+public sealed class UpstreamCircuitTests : ServicesFixture
 {
-    private readonly RedisServer _redis = new();
     private readonly ShiftedTimeProvider _clock = new();
     private FakeOpenAiUpstream _upstream = null!;
-    private RunningServices _services = null!;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public async ValueTask InitializeAsync()
+    public override async ValueTask InitializeAsync()
     {
-        await _redis.InitializeAsync();
         _upstream = await FakeOpenAiUpstream.StartAsync(Ct);
-        _services = await RunningServices.StartAsync(_redis, new Dictionary<string, string?>
+        await StartAsync(new Dictionary<string, string?>
         {
             ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
             ["Providers:Synthetic:TokenDelay"] = "00:00:00",
@@ -325,16 +289,18 @@ public sealed class UpstreamCircuitTests : IAsyncLifetime
         }, gateway: false, workerServices: s => s.AddSingleton<TimeProvider>(_clock), cancellationToken: Ct);
     }
 
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
-        await _services.DisposeAsync();
-        await _upstream.DisposeAsync();
-        await _redis.DisposeAsync();
+        await base.DisposeAsync();
+        if (_upstream is not null)
+        {
+            await _upstream.DisposeAsync();
+        }
     }
 
     private async Task<List<ServerEvent>> StreamAsync(string model)
     {
-        using var client = _services.CreateApiClient();
+        using var client = Services.CreateApiClient();
         using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt = "circuit", model, max_tokens = 3 }), Ct);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return await response.ReadAllEventsAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);

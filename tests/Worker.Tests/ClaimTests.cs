@@ -11,28 +11,15 @@ namespace VixAspire.Worker.Tests;
 /// survivor has fewer slots than there are orphans, and renewing one's own requests never takes back one
 /// that another consumer has claimed meanwhile.
 /// </summary>
-public sealed class ClaimTests : IAsyncLifetime
+public sealed class ClaimTests : ServicesFixture
 {
     private const string DeadConsumer = "dead-worker";
 
-    private readonly RedisServer _redis = new();
-    private RunningServices _services = null!;
-
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private IDatabase Db => _redis.Database;
+    private IDatabase Db => Redis.Database;
 
-    public async ValueTask InitializeAsync()
-    {
-        await _redis.InitializeAsync();
-        _services = await RunningServices.StartAsync(_redis, workers: 0, gateway: false, cancellationToken: Ct);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _services.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
+    public override ValueTask InitializeAsync() => StartAsync(workers: 0, gateway: false, cancellationToken: Ct);
 
     [Fact]
     public async Task EveryRequestOfAKilledWorkerEndsOnceOnASurvivorWithFewerSlotsThanOrphans()
@@ -63,7 +50,7 @@ public sealed class ClaimTests : IAsyncLifetime
 
         foreach (var id in withTokens.Concat(withoutTokens))
         {
-            await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
+            await WaitUntilDequeuedAsync(Redis.Connection, id, Ct);
         }
 
         var pending = await Db.StreamPendingAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
@@ -97,13 +84,13 @@ public sealed class ClaimTests : IAsyncLifetime
         }
 
         Assert.Equal(orphans, (await Db.StreamReadGroupAsync(RedisKeys.Requests, RedisKeys.WorkersGroup, DeadConsumer, ">", count: orphans)).Length);
-        await using var monitor = await RedisMonitor.StartAsync(_redis, Ct);
+        await using var monitor = await RedisMonitor.StartAsync(Redis, Ct);
 
         // A survivor with room for more than a claim batch each round, whose idle reads block long.
         await StartClaimingWorkerAsync("00:00:01", ("Worker:MaxConcurrency", "64"), ("Worker:BlockTimeout", "00:00:05"));
         foreach (var id in ids)
         {
-            await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
+            await WaitUntilDequeuedAsync(Redis.Connection, id, Ct);
         }
 
         // A dead worker's hundred streams take seven claim rounds of 16; between the first and the last, no read
@@ -129,7 +116,7 @@ public sealed class ClaimTests : IAsyncLifetime
         var kept = await EnqueueAsync(Db, Request("kept", 5000));
         foreach (var id in new[] { stolen, kept })
         {
-            await WaitForAsync(_redis.Connection, id, e => e.Any(x => EventOf(x) == EventNames.Token), TimeSpan.FromSeconds(30), Ct);
+            await WaitForAsync(Redis.Connection, id, e => e.Any(x => EventOf(x) == EventNames.Token), TimeSpan.FromSeconds(30), Ct);
         }
 
         var entryIds = await EntryIdsAsync();
@@ -167,7 +154,7 @@ public sealed class ClaimTests : IAsyncLifetime
     {
         var all = new Dictionary<string, string?>
         {
-            ["ConnectionStrings:redis"] = _redis.ConnectionString,
+            ["ConnectionStrings:redis"] = Redis.ConnectionString,
             ["Providers:Synthetic:FirstTokenDelay"] = "00:00:00",
             ["Worker:ClaimIdleTime"] = claimIdleTime,
             ["Worker:ClaimInterval"] = "00:00:00.100",
@@ -177,6 +164,6 @@ public sealed class ClaimTests : IAsyncLifetime
             all[key] = value;
         }
 
-        return _services.StartWorkerAsync(all, Ct);
+        return Services.StartWorkerAsync(all, Ct);
     }
 }

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
-using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
 using static VixAspire.TestSupport.TokenStreams;
@@ -12,32 +11,25 @@ namespace VixAspire.Worker.Tests;
 /// One generation writes a stream at a time: a worker that stalled long enough to be taken for dead, then wakes
 /// up, cannot write into the stream that another worker took over, nor after its end.
 /// </summary>
-public sealed class FencingTests : IAsyncLifetime
+public sealed class FencingTests : ServicesFixture
 {
     private const int Tokens = 10;
 
-    private readonly RedisServer _redis = new();
-    private readonly StallingChatClient _provider = new();
-    private RunningServices _services = null!;
+    private readonly StallingProvider _provider = new();
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
-    public async ValueTask InitializeAsync()
+    public override ValueTask InitializeAsync() => StartAsync(new Dictionary<string, string?>
     {
-        await _redis.InitializeAsync();
-        _services = await RunningServices.StartAsync(_redis, new Dictionary<string, string?>
-        {
-            ["Inference:Models:stalling:Provider"] = StallingChatClient.Name,
-        }, workers: 0, gateway: false, workerServices: s => s.AddKeyedSingleton<IChatClient>(StallingChatClient.Name, _provider), cancellationToken: Ct);
-    }
+        ["Inference:Models:stalling:Provider"] = StallingProvider.Name,
+    }, workers: 0, gateway: false, workerServices: s => s.AddKeyedSingleton<IChatClient>(StallingProvider.Name, _provider.Client), cancellationToken: Ct);
 
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         _provider.Release();
-        await _services.DisposeAsync();
-        await _redis.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     [Theory]
@@ -49,26 +41,26 @@ public sealed class FencingTests : IAsyncLifetime
         // Worker A never renews its request, so it looks orphaned as soon as it stalls.
         var settings = new Dictionary<string, string?>
         {
-            ["ConnectionStrings:redis"] = _redis.ConnectionString,
-            ["Inference:Models:stalling:Provider"] = StallingChatClient.Name,
+            ["ConnectionStrings:redis"] = Redis.ConnectionString,
+            ["Inference:Models:stalling:Provider"] = StallingProvider.Name,
             ["Streaming:FirstTokenTimeout"] = "00:01:00",
             ["Worker:ClaimInterval"] = "00:10:00",
         };
-        var workerA = await _services.StartWorkerAsync(settings, Ct);
-        var id = await EnqueueAsync(_redis.Database, Request("fenced", Tokens, model: "stalling"));
+        var workerA = await Services.StartWorkerAsync(settings, Ct);
+        var id = await EnqueueAsync(Redis.Database, Request("fenced", Tokens, model: "stalling"));
         await _provider.Stalled.WaitAsync(Bound, Ct);
 
         settings["Worker:ClaimIdleTime"] = "00:00:01";
         settings["Worker:ClaimInterval"] = "00:00:00.200";
-        await _services.StartWorkerAsync(settings, Ct);
-        var ended = await WaitForEndAsync(_redis.Connection, id, Ct);
+        await Services.StartWorkerAsync(settings, Ct);
+        var ended = await WaitForEndAsync(Redis.Connection, id, Ct);
 
         _provider.Release();
         await _provider.StalledCallFinished.WaitAsync(Bound, Ct);
         // Stopping A waits for its run to finish, so whatever it was going to write is written by now.
-        await _services.StopWorkerAsync(workerA, Ct).WaitAsync(Bound, Ct);
+        await Services.StopWorkerAsync(workerA, Ct).WaitAsync(Bound, Ct);
 
-        var entries = await _redis.Database.StreamRangeAsync(RedisKeys.Tokens(id));
+        var entries = await Redis.Database.StreamRangeAsync(RedisKeys.Tokens(id));
         Assert.Equal(ended.Length, entries.Length);
         Assert.Equal(EventNames.End, EventOf(entries[^1]));
         Assert.Single(entries, e => EventOf(e) == EventNames.End);
@@ -87,22 +79,25 @@ public sealed class FencingTests : IAsyncLifetime
             Assert.Equal(EndReasons.Length, PayloadOf(entries[^1]).GetProperty("reason").GetString());
         }
 
-        var pending = await _redis.Database.StreamPendingAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
+        var pending = await Redis.Database.StreamPendingAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
         Assert.Equal(0, pending.PendingMessageCount);
     }
 
     /// <summary>
-    /// The first call sends <see cref="StallAfter"/> tokens, then waits until released, then sends the rest; later calls
-    /// (the takeover's) run straight through.
+    /// A scripted upstream whose first call sends <see cref="StallAfter"/> tokens, then waits until released, then sends
+    /// the rest; later calls (the takeover's) run straight through.
     /// </summary>
-    private sealed class StallingChatClient : IChatClient
+    private sealed class StallingProvider
     {
         public const string Name = "stalling";
 
         private readonly TaskCompletionSource _stalled = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _calls;
+
+        public StallingProvider() => Client = new ScriptedChatClient(Script);
+
+        public ScriptedChatClient Client { get; }
 
         public int StallAfter { get; set; }
 
@@ -112,21 +107,21 @@ public sealed class FencingTests : IAsyncLifetime
 
         public void Release() => _release.TrySetResult();
 
-        public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
-            [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        private async IAsyncEnumerable<ChatResponseUpdate> Script(ScriptedCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
         {
-            var first = Interlocked.Increment(ref _calls) == 1;
+            var first = call.Number == 1;
             try
             {
-                for (var i = 0; i < options!.MaxOutputTokens; i++)
+                await foreach (var update in ScriptedChatClient.Tokens(async (i, _) =>
                 {
                     if (first && i == StallAfter)
                     {
                         _stalled.TrySetResult();
                         await _release.Task;
                     }
-
-                    yield return new ChatResponseUpdate(ChatRole.Assistant, $" t{i}");
+                })(call, cancellationToken))
+                {
+                    yield return update;
                 }
             }
             finally
@@ -136,15 +131,6 @@ public sealed class FencingTests : IAsyncLifetime
                     _finished.TrySetResult();
                 }
             }
-        }
-
-        public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-            throw new NotSupportedException();
-
-        public object? GetService(Type serviceType, object? serviceKey = null) => null;
-
-        public void Dispose()
-        {
         }
     }
 }

@@ -35,7 +35,7 @@ public sealed class RoutingTests
         var services = new ServiceCollection();
         foreach (var name in new[] { "synthetic", "synthetic-fail" }.Concat(upstreams))
         {
-            services.AddKeyedSingleton<IChatClient>(name, new ChunkyChatClient());
+            services.AddKeyedSingleton<IChatClient>(name, new ScriptedChatClient());
         }
 
         var upstreamOptions = new OpenAiUpstreamOptions { Endpoint = new Uri("http://127.0.0.1:1/v1"), Model = "upstream-default", Timeout = TimeSpan.FromSeconds(7) };

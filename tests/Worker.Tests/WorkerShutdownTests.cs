@@ -10,28 +10,15 @@ namespace VixAspire.Worker.Tests;
 /// streams that have sent tokens end with an error then end, and requests that have not are handed back to
 /// the queue for another worker.
 /// </summary>
-public sealed class WorkerShutdownTests : IAsyncLifetime
+public sealed class WorkerShutdownTests : ServicesFixture
 {
-    private readonly RedisServer _redis = new();
-    private RunningServices _services = null!;
-
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public async ValueTask InitializeAsync()
-    {
-        await _redis.InitializeAsync();
-        _services = await RunningServices.StartAsync(_redis, workers: 0, gateway: false);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _services.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
+    public override ValueTask InitializeAsync() => StartAsync(workers: 0, gateway: false, cancellationToken: Ct);
 
     private Dictionary<string, string?> Settings(string firstTokenDelay) => new()
     {
-        ["ConnectionStrings:redis"] = _redis.ConnectionString,
+        ["ConnectionStrings:redis"] = Redis.ConnectionString,
         ["Providers:Synthetic:FirstTokenDelay"] = firstTokenDelay,
         ["Providers:Synthetic:TokenDelay"] = "00:00:00.020",
     };
@@ -39,25 +26,25 @@ public sealed class WorkerShutdownTests : IAsyncLifetime
     [Fact]
     public async Task StreamsThatSentTokensEndWithAnErrorThenEndWhenTheWorkerStops()
     {
-        var worker = await _services.StartWorkerAsync(Settings("00:00:00"), Ct);
+        var worker = await Services.StartWorkerAsync(Settings("00:00:00"), Ct);
         var ids = new List<string>();
         for (var i = 0; i < 3; i++)
         {
-            var id = await EnqueueAsync(_redis.Database, Request($"long {i}", 5000));
-            await WaitForAsync(_redis.Connection, id, e => e.Any(x => EventOf(x) == EventNames.Token), TimeSpan.FromSeconds(30), Ct);
+            var id = await EnqueueAsync(Redis.Database, Request($"long {i}", 5000));
+            await WaitForAsync(Redis.Connection, id, e => e.Any(x => EventOf(x) == EventNames.Token), TimeSpan.FromSeconds(30), Ct);
             ids.Add(id);
         }
 
-        await _services.StopWorkerAsync(worker, Ct);
+        await Services.StopWorkerAsync(worker, Ct);
 
         foreach (var id in ids)
         {
-            var entries = await WaitForEndAsync(_redis.Connection, id, Ct);
+            var entries = await WaitForEndAsync(Redis.Connection, id, Ct);
             Assert.Equal(EventNames.Error, EventOf(entries[^2]));
             Assert.Equal(ErrorCodes.WorkerShutdown, PayloadOf(entries[^2]).GetProperty("code").GetString());
             Assert.True(PayloadOf(entries[^2]).GetProperty("retryable").GetBoolean());
             Assert.Equal("error", PayloadOf(entries[^1]).GetProperty("reason").GetString());
-            await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
+            await WaitUntilDequeuedAsync(Redis.Connection, id, Ct);
         }
     }
 
@@ -81,19 +68,19 @@ public sealed class WorkerShutdownTests : IAsyncLifetime
             },
         };
         ActivitySource.AddActivityListener(listener);
-        var slow = await _services.StartWorkerAsync(Settings("00:01:00"), Ct);
-        await EnqueueAsync(_redis.Database, Request("hand me over", 5), id);
+        var slow = await Services.StartWorkerAsync(Settings("00:01:00"), Ct);
+        await EnqueueAsync(Redis.Database, Request("hand me over", 5), id);
         await picked.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
 
-        await _services.StartWorkerAsync(Settings("00:00:00"), Ct);
-        await _services.StopWorkerAsync(slow, Ct);
-        var entries = await WaitForEndAsync(_redis.Connection, id, Ct);
+        await Services.StartWorkerAsync(Settings("00:00:00"), Ct);
+        await Services.StopWorkerAsync(slow, Ct);
+        var entries = await WaitForEndAsync(Redis.Connection, id, Ct);
 
         Assert.Equal(["start", "token", "token", "token", "token", "token", "end"], entries.Select(EventOf));
         Assert.Equal("length", PayloadOf(entries[^1]).GetProperty("reason").GetString());
-        await WaitUntilDequeuedAsync(_redis.Connection, id, Ct);
+        await WaitUntilDequeuedAsync(Redis.Connection, id, Ct);
         // The stopped worker had nothing pending after the hand-back, so it left the group.
-        var consumers = await _redis.Database.StreamConsumerInfoAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
+        var consumers = await Redis.Database.StreamConsumerInfoAsync(RedisKeys.Requests, RedisKeys.WorkersGroup);
         Assert.Single(consumers);
     }
 }
