@@ -1,5 +1,4 @@
 using System.Net;
-using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
 

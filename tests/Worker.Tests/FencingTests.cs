@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
-using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
 using static VixAspire.TestSupport.TokenStreams;

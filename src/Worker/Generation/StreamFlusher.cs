@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using Polly;
 using StackExchange.Redis;
-using VixAspire.Contracts;
 using VixAspire.Contracts.Scripts;
 
 namespace VixAspire.Worker.Generation;
