@@ -18,8 +18,8 @@ public static class Envelopes
         SkipValidation = true,
     };
 
-    [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
-    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+    [ThreadStatic] private static ArrayBufferWriter<byte>? _threadBuffer;
+    [ThreadStatic] private static Utf8JsonWriter? _threadWriter;
 
     public static byte[] Start(string id, string model) => Write((id, model), static (w, s) =>
     {
@@ -98,9 +98,9 @@ public static class Envelopes
 
     private static byte[] Write<TState>(TState state, Action<Utf8JsonWriter, TState> payload, ReadOnlySpan<byte> type)
     {
-        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(256);
+        var buffer = _threadBuffer ??= new ArrayBufferWriter<byte>(256);
         buffer.ResetWrittenCount();
-        var writer = t_writer ??= new Utf8JsonWriter(buffer, WriterOptions);
+        var writer = _threadWriter ??= new Utf8JsonWriter(buffer, WriterOptions);
         writer.Reset(buffer);
 
         writer.WriteStartObject();

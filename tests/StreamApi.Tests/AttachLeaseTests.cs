@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Headers;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.StreamApi.Streaming;

@@ -1,4 +1,3 @@
-using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;
 

@@ -8,7 +8,7 @@ namespace VixAspire.TestSupport;
 /// <summary>
 /// One service (StreamApi, Worker or Gateway) run as a process of its own from its build output, configured only
 /// through environment variables, as a deployment runs it. Unlike the in-process hosts of
-/// <see cref="RunningServices"/>, it can really be killed: <see cref="Kill"/> sends SIGKILL, and nothing of it
+/// <see cref="RunningServices"/>, it can really be killed: <see cref="KillAsync"/> sends SIGKILL, and nothing of it
 /// runs on afterwards.
 /// </summary>
 public sealed partial class ServiceProcess : IAsyncDisposable

@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using Aspire.Hosting.ApplicationModel;
 using Spectre.Console;
 using VixAspire.LoadTest;
 

@@ -5,7 +5,6 @@ using System.Text;
 using System.Text.Json;
 using OpenAI;
 using OpenAI.Chat;
-using OpenAI.Models;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 using VixAspire.TestSupport;

@@ -1,5 +1,4 @@
 using System.Threading.Channels;
-using Polly;
 using StackExchange.Redis;
 using VixAspire.Contracts;
 

@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Options;
 using Polly;
-using Polly.Telemetry;
 using Polly.CircuitBreaker;
 using Polly.Registry;
 using Polly.Retry;
+using Polly.Telemetry;
 
 namespace VixAspire.Worker.Providers;
 
