@@ -202,7 +202,7 @@ public sealed class RunningServices : IAsyncDisposable
         }
         catch
         {
-            await app.StopAsync(CancellationToken.None);
+            // A host whose start failed (options validation, a port) has nothing to stop, and stopping it throws.
             await app.DisposeAsync();
             throw;
         }
