@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace VixAspire.StreamApi.Inference;
@@ -14,6 +15,9 @@ public sealed class InferenceRequestBody
     public int? MaxTokens { get; set; }
 
     public float? Temperature { get; set; }
+
+    /// <summary>A string or an array of strings, as in OpenAI's API; validated by <see cref="StopSequences"/>.</summary>
+    public JsonElement? Stop { get; set; }
 }
 
 public sealed class ChatTurnBody

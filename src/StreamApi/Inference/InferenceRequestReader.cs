@@ -103,6 +103,8 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
             errors["temperature"] = ["'temperature' must be between 0 and 2."];
         }
 
+        var stop = StopSequences.Read(body.Stop, errors);
+
         if (errors.Count > 0)
         {
             return new ReadResult(null, new RequestFault(StatusCodes.Status400BadRequest, "Invalid request",
@@ -116,7 +118,7 @@ internal sealed class InferenceRequestReader(IOptionsMonitor<StreamingOptions> s
                 $"No model named '{RequestFault.Clip(model)}'. Known models: {string.Join(", ", options.Models.Keys.Order(StringComparer.Ordinal))}.", "model_not_found"));
         }
 
-        return new ReadResult(new InferenceRequest(model, messages!, maxTokens, body.Temperature), null);
+        return new ReadResult(new InferenceRequest(model, messages!, maxTokens, body.Temperature) { Stop = stop }, null);
     }
 
     private static List<ChatTurn>? ValidateMessages(List<ChatTurnBody?> turns, Dictionary<string, string[]> errors)

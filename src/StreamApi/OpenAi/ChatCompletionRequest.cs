@@ -21,6 +21,9 @@ public sealed class ChatCompletionRequest
     public float? Temperature { get; set; }
 
     public int? N { get; set; }
+
+    /// <summary>A string or an array of up to 4 strings; honoured by the worker on every model, and passed to upstreams.</summary>
+    public JsonElement? Stop { get; set; }
 }
 
 public sealed class ChatCompletionMessage

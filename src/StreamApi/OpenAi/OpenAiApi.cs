@@ -51,6 +51,7 @@ public static class OpenAiApi
             Model = body.Model,
             MaxTokens = body.MaxCompletionTokens ?? body.MaxTokens,
             Temperature = body.Temperature,
+            Stop = body.Stop,
         });
         if (read.Fault is { } invalid)
         {

@@ -163,7 +163,7 @@ internal sealed class GenerationRunner(
             messages.Add(new ChatMessage(new ChatRole(turn.Role), turn.Content));
         }
 
-        var options = new ChatOptions { MaxOutputTokens = request.MaxTokens, Temperature = request.Temperature };
+        var options = new ChatOptions { MaxOutputTokens = request.MaxTokens, Temperature = request.Temperature, StopSequences = request.Stop?.ToList() };
         var started = Stopwatch.GetTimestamp();
         long firstTokenAt = 0;
         var updates = 0;

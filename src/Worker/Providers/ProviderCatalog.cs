@@ -43,10 +43,13 @@ internal sealed class ProviderCatalog(
 
     private ProviderCandidate? Candidate(string model, ModelRoute route)
     {
-        if (services.GetKeyedService<IChatClient>(route.Provider) is not { } client)
+        if (services.GetKeyedService<IChatClient>(route.Provider) is not { } provider)
         {
             return null;
         }
+
+        // Every provider, built-in or upstream, is cut at the request's stop sequences by the worker itself.
+        var client = new StopSequenceChatClient(provider);
 
         return upstreamNames.Contains(route.Provider)
             ? new(model, route.Provider, client, route.UpstreamModel, upstreams.Get(route.Provider).Timeout)
