@@ -45,4 +45,7 @@ public static class ErrorCodes
     public const string ProviderUnavailable = "provider_unavailable";
     public const string WorkerShutdown = "worker_shutdown";
     public const string WorkerLost = "worker_lost";
+
+    /// <summary>No provider of the worker serves the request's model (its routing table differs from the API's).</summary>
+    public const string ModelUnavailable = "model_unavailable";
 }

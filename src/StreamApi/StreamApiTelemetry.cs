@@ -7,6 +7,19 @@ namespace VixAspire.StreamApi;
 /// The API's own trace source and instruments, named after OpenTelemetry's GenAI conventions where they exist
 /// (<c>gen_ai.server.*</c>) and <c>vix.*</c> otherwise. Span events go on the request's span.
 /// </summary>
+/// <summary>What cancelled a stream, as the <c>vix.cancel.source</c> tag of the cancellations counter says.</summary>
+internal static class CancelSources
+{
+    /// <summary><c>DELETE /infer/stream/{id}</c>.</summary>
+    public const string Delete = "delete";
+
+    /// <summary>No client was attached for the disconnect grace.</summary>
+    public const string Disconnect = "disconnect";
+
+    /// <summary>A WebSocket client's <c>inference.cancel</c>.</summary>
+    public const string WebSocket = "websocket";
+}
+
 internal sealed class StreamApiTelemetry
 {
     public static readonly ActivitySource Source = new(TelemetrySources.StreamApi);

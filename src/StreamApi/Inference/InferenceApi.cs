@@ -70,7 +70,7 @@ public static partial class InferenceApi
 
         if (outcome == CancelScripts.Reply.Cancelled)
         {
-            telemetry.Cancelled("delete");
+            telemetry.Cancelled(CancelSources.Delete);
         }
 
         return TypedResults.Accepted($"/infer/stream/{id}");

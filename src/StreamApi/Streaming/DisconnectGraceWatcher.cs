@@ -46,7 +46,7 @@ internal sealed class DisconnectGraceWatcher(
                     {
                         case CancelScripts.Reply.Cancelled:
                             Log.AbandonedStreamCancelled(logger, id);
-                            telemetry.Cancelled("disconnect");
+                            telemetry.Cancelled(CancelSources.Disconnect);
                             break;
                         case CancelScripts.Reply.NotYet when !again:
                             // Redis's clock is behind ours, or a lease of a replica that died ran out after the last

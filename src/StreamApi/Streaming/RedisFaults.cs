@@ -15,9 +15,6 @@ internal static class RedisFaults
     public static readonly RequestFault Unavailable = new(StatusCodes.Status503ServiceUnavailable, "Redis unavailable",
         "The stream store cannot be reached right now; retry shortly.", "redis_unavailable");
 
-    /// <inheritdoc cref="RedisRetry.IsTransient"/>
-    public static bool IsUnreachable(Exception exception) => RedisRetry.IsTransient(exception);
-
     // On a client's path: waits stop at 1 s, so a stream moves on within a second of Redis answering again.
     public static IServiceCollection AddRedisRetry(this IServiceCollection services) =>
         services.AddResiliencePipeline(RetryPipeline, static pipeline => pipeline.AddRetry(
@@ -37,7 +34,7 @@ internal static class RedisFaults
                 {
                     return await next(context);
                 }
-                catch (Exception ex) when (IsUnreachable(ex))
+                catch (Exception ex) when (RedisRetry.IsTransient(ex))
                 {
                     Log.RequestRefusedRedisUnreachable(context.HttpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(RedisFaults)), ex);
                 }

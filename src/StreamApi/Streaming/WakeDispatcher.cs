@@ -28,7 +28,7 @@ internal sealed class WakeDispatcher(IConnectionMultiplexer redis, ReplicaIdenti
         {
             await EnsureSubscribedAsync();
         }
-        catch (Exception ex) when (RedisFaults.IsUnreachable(ex))
+        catch (Exception ex) when (RedisRetry.IsTransient(ex))
         {
             // The handler is registered all the same: the multiplexer subscribes it when the connection is back.
         }

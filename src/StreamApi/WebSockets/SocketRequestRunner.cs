@@ -87,7 +87,7 @@ internal sealed class SocketRequestRunner(
         {
             if (await cancellation.CancelAsync(streamId, client.Key, cancellationToken) == CancelScripts.Reply.Cancelled)
             {
-                telemetry.Cancelled("websocket");
+                telemetry.Cancelled(CancelSources.WebSocket);
             }
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)

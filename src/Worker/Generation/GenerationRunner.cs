@@ -47,9 +47,6 @@ internal sealed class GenerationRunner(
     StreamFlusher flusher,
     ILogger<GenerationRunner> logger)
 {
-    /// <summary>The error code of a request for a model no provider serves (the worker's routing table lacks a model the API accepted).</summary>
-    private const string ModelUnavailable = "model_unavailable";
-
     /// <summary>Runs <paramref name="queued"/>; never throws.</summary>
     public async Task<RunOutcome> RunAsync(QueuedRequest queued, CancellationToken stoppingToken)
     {
@@ -153,7 +150,7 @@ internal sealed class GenerationRunner(
 
         if (providers.Resolve(request.Model) is not { } candidates)
         {
-            await ReportErrorAsync(writer, ModelUnavailable, $"No provider serves model '{request.Model}'.", retryable: false);
+            await ReportErrorAsync(writer, ErrorCodes.ModelUnavailable, $"No provider serves model '{request.Model}'.", retryable: false);
             return Generated.Ended(EndReasons.Error, 0);
         }
 
