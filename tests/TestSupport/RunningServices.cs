@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -17,6 +18,8 @@ namespace VixAspire.TestSupport;
 /// </summary>
 public sealed class RunningServices : IAsyncDisposable
 {
+    private const int MaxBindAttempts = 5;
+
     private readonly List<WebApplication> _apps = [];
     private readonly List<WebApplication> _workers = [];
     private Action<IServiceCollection>? _workerServices;
@@ -73,18 +76,30 @@ public sealed class RunningServices : IAsyncDisposable
                 ["ConnectionStrings:redis"] = redis.ConnectionString,
             };
 
-            var apiSettings = new Dictionary<string, string?>(stack._common);
-            foreach (var (key, value) in ApiEndpoints.Settings())
+            // The HTTP/2 port is chosen before Kestrel binds it, so another test's listener may take it first: choose again.
+            for (var attempt = 1; ; attempt++)
             {
-                apiSettings[key] = value;
+                var apiSettings = new Dictionary<string, string?>(stack._common);
+                foreach (var (key, value) in ApiEndpoints.Settings())
+                {
+                    apiSettings[key] = value;
+                }
+
+                try
+                {
+                    stack.ApiHttp2Address = ApiEndpoints.Http2Address(apiSettings)!;
+                    stack.Api = stack.Track(await StartHostAsync(apiSettings, b =>
+                    {
+                        b.AddStreamApiServices();
+                        apiServices?.Invoke(b.Services);
+                    }, static a => a.MapStreamApi(), cancellationToken));
+                    break;
+                }
+                catch (IOException ex) when (ex.InnerException is AddressInUseException && attempt < MaxBindAttempts)
+                {
+                }
             }
 
-            stack.ApiHttp2Address = ApiEndpoints.Http2Address(apiSettings)!;
-            stack.Api = stack.Track(await StartHostAsync(apiSettings, b =>
-            {
-                b.AddStreamApiServices();
-                apiServices?.Invoke(b.Services);
-            }, static a => a.MapStreamApi(), cancellationToken));
             stack.ApiAddress = new Uri(stack.Api.Urls.First(u => new Uri(u) != stack.ApiHttp2Address));
 
             for (var i = 0; i < workers; i++)
