@@ -1,6 +1,7 @@
 using System.ClientModel;
 using System.Net;
 using System.Net.Http.Json;
+using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
 using OpenAI;
@@ -188,6 +189,30 @@ public sealed class OpenAiAnswerTests(OpenAiAnswerTests.Fixture fixture) : IClas
         Assert.Equal(OpenAI.Chat.ChatFinishReason.ContentFilter, finish);
         Assert.Equal(OpenAI.Chat.ChatFinishReason.ContentFilter, whole.FinishReason);
         Assert.Equal("Partial", Assert.Single(whole.Content).Text);
+    }
+
+    [Fact]
+    public async Task TheWebSocketCarriesToolCallAndReasoningEnvelopesAsStored()
+    {
+        using var socket = new ClientWebSocket();
+        await socket.ConnectAsync(new UriBuilder(fixture.Services.GatewayAddress!) { Scheme = "ws", Path = "/infer/ws" }.Uri, Ct).WaitAsync(Bound, Ct);
+        var request = JsonSerializer.SerializeToUtf8Bytes(new { type = "inference.request", request_id = "r", payload = new { prompt = "weather", model = "u-calls" } });
+        await socket.SendAsync(request, WebSocketMessageType.Text, endOfMessage: true, Ct);
+        var messages = new List<JsonElement>();
+        do
+        {
+            messages.Add(await socket.ReceiveJsonAsync(Bound, Ct));
+        }
+        while (messages[^1].GetProperty("type").GetString() != "inference.end");
+
+        // The SSE view of the same stream holds the same envelopes, in the same order.
+        var id = messages[0].GetProperty("stream_id").GetString();
+        using var client = fixture.Services.CreateClient();
+        using var replay = await client.SendStreamingAsync(new HttpRequestMessage(HttpMethod.Get, $"/infer/stream/{id}"), Ct);
+        var events = await replay.ReadAllEventsAsync(Ct).WaitAsync(Bound, Ct);
+        Assert.Equal(events.Select(e => (e.EnvelopeType, e.Payload.GetRawText())), messages.Select(m => (m.GetProperty("type").GetString()!, m.GetProperty("payload").GetRawText())));
+        Assert.Contains(messages, m => m.GetProperty("type").GetString() == "inference.reasoning");
+        Assert.Equal(Expected, events.ToolCalls().Select(c => (c.Id!, c.Name!, c.Arguments)));
     }
 
     [Fact]
