@@ -40,10 +40,37 @@ public static class Envelopes
         w.WriteBoolean("retryable"u8, s.retryable);
     }, "inference.error"u8);
 
-    public static byte[] End(string reason, int outputTokens) => Write((reason, outputTokens), static (w, s) =>
+    /// <summary>A tool call's fragment: <paramref name="id"/> and <paramref name="name"/> in its first fragment only (null after).</summary>
+    public static byte[] ToolCall(int index, string? id, string? name, string arguments) => Write((index, id, name, arguments), static (w, s) =>
+    {
+        w.WriteNumber("index"u8, s.index);
+        if (s.id is not null)
+        {
+            w.WriteString("id"u8, Sanitize(s.id));
+        }
+
+        if (s.name is not null)
+        {
+            w.WriteString("name"u8, Sanitize(s.name));
+        }
+
+        w.WriteString("arguments"u8, Sanitize(s.arguments));
+    }, "inference.tool_call"u8);
+
+    public static byte[] Reasoning(string text) => Write(text, static (w, s) => w.WriteString("text"u8, Sanitize(s)), "inference.reasoning"u8);
+
+    public static byte[] End(string reason, int outputTokens) => End(reason, outputTokens, inputTokens: null);
+
+    /// <summary>The end; <c>input_tokens</c> only when the provider reported it.</summary>
+    public static byte[] End(string reason, int outputTokens, long? inputTokens) => Write((reason, outputTokens, inputTokens), static (w, s) =>
     {
         w.WriteString("reason"u8, s.reason);
         w.WriteStartObject("usage"u8);
+        if (s.inputTokens is { } input)
+        {
+            w.WriteNumber("input_tokens"u8, input);
+        }
+
         w.WriteNumber("output_tokens"u8, s.outputTokens);
         w.WriteEndObject();
     }, "inference.end"u8);

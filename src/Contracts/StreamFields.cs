@@ -22,6 +22,12 @@ public static class EventNames
 {
     public const string Start = "start";
     public const string Token = "token";
+
+    /// <summary>A fragment of a tool call: index, then id and name in the call's first fragment, and arguments text.</summary>
+    public const string ToolCall = "tool_call";
+
+    /// <summary>A fragment of the model's reasoning text, before (or between) its answer.</summary>
+    public const string Reasoning = "reasoning";
     public const string Error = "error";
     public const string End = "end";
 }
@@ -30,6 +36,12 @@ public static class EndReasons
 {
     public const string Stop = "stop";
     public const string Length = "length";
+
+    /// <summary>The model stopped to have its tool calls run.</summary>
+    public const string ToolCalls = "tool_calls";
+
+    /// <summary>The provider's content filter stopped the answer.</summary>
+    public const string ContentFilter = "content_filter";
     public const string Cancelled = "cancelled";
     public const string Error = "error";
     public const string Timeout = "timeout";

@@ -32,11 +32,71 @@ public enum UpstreamBehavior
 
     /// <summary>Sends <see cref="UpstreamReply.AfterChunks"/> chunks, then a chunk that is not JSON, then <c>[DONE]</c>.</summary>
     MalformedChunk,
+
+    /// <summary>200 and a chunk per delta of <see cref="UpstreamReply.Deltas"/>, the finish chunk, a usage chunk when given, then <c>[DONE]</c>.</summary>
+    Deltas,
+}
+
+/// <summary>One entry of a delta's <c>tool_calls</c>; what is null is left out, as providers leave it out of later fragments.</summary>
+public sealed record UpstreamToolCall(int Index, string? Id = null, string? Name = null, string? Arguments = null);
+
+/// <summary>Token counts for the usage chunk, as <c>stream_options.include_usage</c> makes OpenAI send them.</summary>
+public sealed record UpstreamUsage(int PromptTokens, int CompletionTokens);
+
+/// <summary>The <c>delta</c> objects of chunks, as JSON text.</summary>
+public static class UpstreamDelta
+{
+    public static string Content(string text) => JsonSerializer.Serialize(new { content = text });
+
+    /// <summary>The non-standard field vLLM, DeepSeek, llama.cpp and Ollama stream reasoning in.</summary>
+    public static string Reasoning(string text) => JsonSerializer.Serialize(new { reasoning_content = text });
+
+    /// <summary>Several calls may share one delta, and one call's id, name and arguments may all come in it.</summary>
+    public static string ToolCalls(params UpstreamToolCall[] calls)
+    {
+        var entries = calls.Select(c =>
+        {
+            var function = new Dictionary<string, string>();
+            if (c.Name is not null)
+            {
+                function["name"] = c.Name;
+            }
+
+            if (c.Arguments is not null)
+            {
+                function["arguments"] = c.Arguments;
+            }
+
+            var entry = new Dictionary<string, object> { ["index"] = c.Index, ["function"] = function };
+            if (c.Id is not null)
+            {
+                entry["id"] = c.Id;
+                entry["type"] = "function";
+            }
+
+            return entry;
+        });
+        return JsonSerializer.Serialize(new { tool_calls = entries });
+    }
 }
 
 /// <summary>How the fake upstream answers one request.</summary>
 public sealed record UpstreamReply(UpstreamBehavior Behavior, IReadOnlyList<string> Pieces, int StatusCode = 200, string? RetryAfter = null, int AfterChunks = 0)
 {
+    /// <summary>The <c>delta</c> JSON of each chunk, for <see cref="UpstreamBehavior.Deltas"/>.</summary>
+    public IReadOnlyList<string> Deltas { get; init; } = [];
+
+    /// <summary>The finish chunk's <c>finish_reason</c>.</summary>
+    public string FinishReason { get; init; } = "stop";
+
+    public UpstreamUsage? Usage { get; init; }
+
+    /// <summary>A pause before each delta (none: the deltas go out as fast as the socket takes them).</summary>
+    public TimeSpan DeltaDelay { get; init; }
+
+    public static UpstreamReply Stream(string finishReason, params IEnumerable<string> deltas) =>
+        new(UpstreamBehavior.Deltas, []) { Deltas = [.. deltas], FinishReason = finishReason };
+
     public static UpstreamReply Text(params string[] pieces) => new(UpstreamBehavior.Stream, pieces);
 
     public static UpstreamReply Status(int statusCode, string? retryAfter = null) => new(UpstreamBehavior.Status, [], statusCode, retryAfter);
@@ -135,6 +195,9 @@ public sealed class FakeOpenAiUpstream : IAsyncDisposable
                 case UpstreamBehavior.CutMidStream:
                     await CutMidStreamAsync(context, model, reply, ct);
                     return;
+                case UpstreamBehavior.Deltas:
+                    await StreamDeltasAsync(context, model, reply, ct);
+                    return;
             }
 
             await StartStreamAsync(context, ct);
@@ -181,6 +244,38 @@ public sealed class FakeOpenAiUpstream : IAsyncDisposable
         socket.Shutdown(SocketShutdown.Send);
         // Hold the connection until the client, having read to the cut, closes it.
         await Task.Delay(Timeout.InfiniteTimeSpan, ct);
+    }
+
+    private static async Task StreamDeltasAsync(HttpContext context, string model, UpstreamReply reply, CancellationToken ct)
+    {
+        await StartStreamAsync(context, ct);
+        var head = "{\"id\":\"chatcmpl-" + Guid.NewGuid().ToString("N") + "\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":"
+            + JsonSerializer.Serialize(model) + ",\"choices\":";
+        var body = context.Response.Body;
+        var sent = 0;
+        foreach (var delta in reply.Deltas)
+        {
+            if (reply.DeltaDelay > TimeSpan.Zero)
+            {
+                await Task.Delay(reply.DeltaDelay, ct);
+            }
+
+            await body.WriteAsync(Encoding.UTF8.GetBytes($"data: {head}[{{\"index\":0,\"delta\":{delta},\"finish_reason\":null}}]}}\n\n"), ct);
+            // Flushed one by one when paced; in bulk otherwise, or a hundred thousand deltas take a flush each.
+            if (reply.DeltaDelay > TimeSpan.Zero || ++sent % 256 == 0)
+            {
+                await body.FlushAsync(ct);
+            }
+        }
+
+        await WriteEventAsync(context, head + $"[{{\"index\":0,\"delta\":{{}},\"finish_reason\":{JsonSerializer.Serialize(reply.FinishReason)}}}]}}", ct);
+        if (reply.Usage is { } usage)
+        {
+            await WriteEventAsync(context, head + $"[],\"usage\":{{\"prompt_tokens\":{usage.PromptTokens},\"completion_tokens\":{usage.CompletionTokens},"
+                + $"\"total_tokens\":{usage.PromptTokens + usage.CompletionTokens}}}}}", ct);
+        }
+
+        await WriteEventAsync(context, "[DONE]", ct);
     }
 
     private static async Task StartStreamAsync(HttpContext context, CancellationToken ct)

@@ -6,7 +6,8 @@ using VixAspire.StreamApi.Streaming;
 namespace VixAspire.StreamApi.OpenAi;
 
 /// <summary>
-/// OpenAI's streamed chat completion: a role chunk, a <c>chat.completion.chunk</c> per token, then the finish chunk
+/// OpenAI's streamed chat completion: a role chunk, a <c>chat.completion.chunk</c> per token, reasoning fragment
+/// (<c>delta.reasoning_content</c>) and tool-call fragment (<c>delta.tool_calls</c>), then the finish chunk
 /// (or, when the generation failed, a data line holding an error object), a usage chunk when asked, and
 /// <c>data: [DONE]</c>. Written straight into the response pipe with one reused <see cref="Utf8JsonWriter"/>.
 /// </summary>
@@ -32,6 +33,19 @@ internal sealed class ChatCompletionChunks(ChatCompletionResult completion, Utf8
             case StreamItemKind.Token:
                 // Decoded from an envelope the worker already sanitised: valid UTF-16, nothing to repair per token.
                 WriteChunk(pipe, role: false, EnvelopeFields.String(envelope, "text"u8) ?? "", finishReason: null);
+                break;
+            case StreamItemKind.Reasoning:
+                // The field vLLM, DeepSeek, llama.cpp and Ollama stream reasoning in.
+                BeginDelta(pipe);
+                json.WriteString("reasoning_content"u8, EnvelopeFields.String(envelope, "text"u8) ?? "");
+                EndDelta(pipe, finishReason: null);
+                break;
+            case StreamItemKind.ToolCall:
+                BeginDelta(pipe);
+                json.WriteStartArray("tool_calls"u8);
+                ToolCallFragment.Read(envelope).WriteDelta(json);
+                json.WriteEndArray();
+                EndDelta(pipe, finishReason: null);
                 break;
             case StreamItemKind.Error:
                 _error = GenerationError.Read(envelope);
@@ -62,11 +76,7 @@ internal sealed class ChatCompletionChunks(ChatCompletionResult completion, Utf8
 
     private void WriteChunk(PipeWriter pipe, bool role, string? content, string? finishReason)
     {
-        Begin(pipe);
-        json.WriteStartArray("choices"u8);
-        json.WriteStartObject();
-        json.WriteNumber("index"u8, 0);
-        json.WriteStartObject("delta"u8);
+        BeginDelta(pipe);
         if (role)
         {
             json.WriteString("role"u8, "assistant"u8);
@@ -77,6 +87,20 @@ internal sealed class ChatCompletionChunks(ChatCompletionResult completion, Utf8
             json.WriteString("content"u8, content);
         }
 
+        EndDelta(pipe, finishReason);
+    }
+
+    private void BeginDelta(PipeWriter pipe)
+    {
+        Begin(pipe);
+        json.WriteStartArray("choices"u8);
+        json.WriteStartObject();
+        json.WriteNumber("index"u8, 0);
+        json.WriteStartObject("delta"u8);
+    }
+
+    private void EndDelta(PipeWriter pipe, string? finishReason)
+    {
         json.WriteEndObject();
         json.WriteNull("logprobs"u8);
         if (finishReason is null)

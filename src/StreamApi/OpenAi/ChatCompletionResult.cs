@@ -33,21 +33,27 @@ internal sealed record ChatCompletionResult(string Id, string Model, bool Stream
         }
     }
 
-    /// <summary>OpenAI knows stop and length; a cap or deadline cut the text short (length), a cancel stopped it (stop).</summary>
+    /// <summary>
+    /// OpenAI's finish reasons: tool calls and the content filter as the provider said; a cap or deadline cut the
+    /// answer short (length), a cancel stopped it (stop).
+    /// </summary>
     public static string FinishReason(ReadOnlySpan<byte> endEnvelope) => EnvelopeFields.String(endEnvelope, "reason"u8) switch
     {
         EndReasons.Length or EndReasons.MaxBytes or EndReasons.Timeout => "length",
+        EndReasons.ToolCalls => "tool_calls",
+        EndReasons.ContentFilter => "content_filter",
         _ => "stop",
     };
 
-    /// <summary>Prompt tokens are not counted by every provider; VixAspire reports the output it streamed.</summary>
+    /// <summary>Prompt tokens as the provider reported them (0 when it did not); output as reported, else as VixAspire counted it.</summary>
     public static void WriteUsage(Utf8JsonWriter json, ReadOnlySpan<byte> endEnvelope)
     {
+        var inputTokens = EnvelopeFields.Int(endEnvelope, "input_tokens"u8);
         var outputTokens = EnvelopeFields.Int(endEnvelope, "output_tokens"u8);
         json.WriteStartObject("usage"u8);
-        json.WriteNumber("prompt_tokens"u8, 0);
+        json.WriteNumber("prompt_tokens"u8, inputTokens);
         json.WriteNumber("completion_tokens"u8, outputTokens);
-        json.WriteNumber("total_tokens"u8, outputTokens);
+        json.WriteNumber("total_tokens"u8, (long)inputTokens + outputTokens);
         json.WriteEndObject();
     }
 }

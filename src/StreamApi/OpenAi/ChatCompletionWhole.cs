@@ -1,16 +1,15 @@
-using System.Text;
 using System.Text.Json;
 using VixAspire.StreamApi.Streaming;
 
 namespace VixAspire.StreamApi.OpenAi;
 
-/// <summary>OpenAI's chat completion without <c>stream</c>: the text gathered until the end, then one <c>chat.completion</c> object or an error.</summary>
+/// <summary>OpenAI's chat completion without <c>stream</c>: the answer gathered until the end, then one <c>chat.completion</c> object or an error.</summary>
 internal static class ChatCompletionWhole
 {
     public static async Task RespondAsync(HttpContext context, ChatCompletionResult completion, IAsyncEnumerable<StreamBatch> batches)
     {
         var cancellationToken = context.RequestAborted;
-        var text = new StringBuilder();
+        var answer = new GatheredAnswer();
         GenerationError? error = null;
         try
         {
@@ -20,8 +19,8 @@ internal static class ChatCompletionWhole
                 {
                     switch (item.Kind)
                     {
-                        case StreamItemKind.Token:
-                            text.Append(EnvelopeFields.String(item.Envelope.Span, "text"u8));
+                        case StreamItemKind.Token or StreamItemKind.Reasoning or StreamItemKind.ToolCall:
+                            answer.Add(item);
                             break;
                         case StreamItemKind.Error:
                             error = GenerationError.Read(item.Envelope.Span);
@@ -30,7 +29,7 @@ internal static class ChatCompletionWhole
                             await OpenAiApi.Error(failed.Status, failed.Message, failed.Code).ExecuteAsync(context);
                             return;
                         case StreamItemKind.End:
-                            await WriteAsync(context.Response, completion, text.ToString(), item.Envelope, cancellationToken);
+                            await WriteAsync(context.Response, completion, answer, item.Envelope, cancellationToken);
                             return;
                     }
                 }
@@ -48,7 +47,7 @@ internal static class ChatCompletionWhole
             .ExecuteAsync(context);
     }
 
-    private static async Task WriteAsync(HttpResponse response, ChatCompletionResult completion, string text, ReadOnlyMemory<byte> end,
+    private static async Task WriteAsync(HttpResponse response, ChatCompletionResult completion, GatheredAnswer answer, ReadOnlyMemory<byte> end,
         CancellationToken cancellationToken)
     {
         response.ContentType = "application/json";
@@ -61,10 +60,7 @@ internal static class ChatCompletionWhole
         json.WriteStartArray("choices"u8);
         json.WriteStartObject();
         json.WriteNumber("index"u8, 0);
-        json.WriteStartObject("message"u8);
-        json.WriteString("role"u8, "assistant"u8);
-        json.WriteString("content"u8, text);
-        json.WriteEndObject();
+        answer.WriteMessage(json);
         json.WriteNull("logprobs"u8);
         json.WriteString("finish_reason"u8, ChatCompletionResult.FinishReason(end.Span));
         json.WriteEndObject();

@@ -86,7 +86,7 @@ internal sealed class StreamFollower(
                     continue;
                 }
 
-                if (!sawToken && Array.Exists(entries, e => StreamItem.KindOf(e[StreamFields.Event]) == StreamItemKind.Token))
+                if (!sawToken && Array.Exists(entries, e => StreamItem.IsAnswer(StreamItem.KindOf(e[StreamFields.Event]))))
                 {
                     sawToken = true;
                     telemetry.RecordTimeToFirstToken(Stopwatch.GetElapsedTime(startTimestamp));

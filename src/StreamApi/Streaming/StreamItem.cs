@@ -8,6 +8,12 @@ internal enum StreamItemKind : byte
     /// <summary>Nothing new for a heartbeat interval: a sign of life, carrying no event.</summary>
     Heartbeat,
     Token,
+
+    /// <summary>A tool call's fragment: the answer, like a token.</summary>
+    ToolCall,
+
+    /// <summary>A fragment of reasoning: the answer, like a token.</summary>
+    Reasoning,
     Error,
     End,
 
@@ -50,8 +56,13 @@ internal readonly struct StreamItem(StreamItemKind kind, ReadOnlyMemory<byte> id
         return true;
     }
 
+    /// <summary>Text, reasoning or a tool call: what the time to first token waits for.</summary>
+    public static bool IsAnswer(StreamItemKind kind) => kind is StreamItemKind.Token or StreamItemKind.ToolCall or StreamItemKind.Reasoning;
+
     public static StreamItemKind KindOf(RedisValue name) =>
         name == EventNames.Token ? StreamItemKind.Token
+        : name == EventNames.ToolCall ? StreamItemKind.ToolCall
+        : name == EventNames.Reasoning ? StreamItemKind.Reasoning
         : name == EventNames.End ? StreamItemKind.End
         : name == EventNames.Error ? StreamItemKind.Error
         : StreamItemKind.Other;

@@ -23,12 +23,14 @@ internal enum RunOutcome
 }
 
 /// <summary>How the provider's part of a run ended: with the stream's end reason, or before any token, to be handed back.</summary>
-internal readonly record struct Generated(string Reason, int Tokens, bool HandBack)
+internal readonly record struct Generated(string Reason, int Tokens, bool HandBack, long? InputTokens = null)
 {
     /// <summary>Stopped before the first token (the worker shuts down): another worker can run it from the start.</summary>
     public static Generated HandedBack => new(RunReasons.Unsettled, 0, HandBack: true);
 
     public static Generated Ended(string reason, int tokens) => new(reason, tokens, HandBack: false);
+
+    public static Generated Ended(string reason, AnswerWriter answer) => new(reason, answer.OutputTokens, HandBack: false, answer.InputTokens);
 }
 
 /// <summary>
@@ -67,6 +69,7 @@ internal sealed class GenerationRunner(
         var limits = streaming.CurrentValue;
         var reason = RunReasons.Unsettled;
         var tokens = 0;
+        long? inputTokens = null;
         var pickedUp = Stopwatch.GetTimestamp();
         telemetry.GenerationStarted();
         // Registered before the take, which reads the cancelled flag: a DELETE is seen by one or the other.
@@ -103,7 +106,7 @@ internal sealed class GenerationRunner(
                 else
                 {
                     var generated = await GenerateAsync(id, request, writer, limits, cancelled, stoppingToken);
-                    (reason, tokens) = (generated.Reason, generated.Tokens);
+                    (reason, tokens, inputTokens) = (generated.Reason, generated.Tokens, generated.InputTokens);
                     if (generated.HandBack)
                     {
                         // Shutting down before the first token: another worker can run it from the start.
@@ -112,7 +115,7 @@ internal sealed class GenerationRunner(
                     }
                 }
 
-                await writer.CompleteAsync(reason, tokens);
+                await writer.CompleteAsync(reason, tokens, inputTokens);
                 if (writer.Fenced)
                 {
                     // Claimed by another worker while this one stalled: the entry is that worker's to settle.
@@ -164,57 +167,49 @@ internal sealed class GenerationRunner(
         var started = Stopwatch.GetTimestamp();
         long firstTokenAt = 0;
         var updates = 0;
-        var index = 0;
-        long bytes = 0;
-        ChatFinishReason? finish = null;
+        var answer = new AnswerWriter(writer, limits);
         try
         {
             // Retries and fallbacks happen in here, before the first token; after it, a failure is final.
             await using var opened = await router.OpenAsync(id, candidates, messages, options, linked.Token);
             await foreach (var update in opened.ReadAllAsync())
             {
-                finish = update.FinishReason ?? finish;
-                var text = update.Text;
-                if (text.Length == 0)
-                {
-                    continue;
-                }
-
-                if (updates++ == 0)
+                var wrote = await answer.WriteAsync(update, linked.Token);
+                if (wrote && updates++ == 0)
                 {
                     firstToken.CancelAfter(Timeout.InfiniteTimeSpan);
                     firstTokenAt = Stopwatch.GetTimestamp();
                     telemetry.RecordTimeToFirstToken(Stopwatch.GetElapsedTime(started, firstTokenAt));
                 }
 
-                var rest = text.AsMemory();
-                while (rest.Length > 0)
+                if (answer.Stop is { } stop)
                 {
-                    var take = TokenSplitter.FitPrefix(rest.Span, limits.MaxTokenEventBytes);
-                    var piece = rest[..take];
-                    bytes += TokenSplitter.Utf8Length(piece.Span);
-                    if (bytes > limits.MaxStreamBytes)
+                    if (stop.Error is { } error)
                     {
-                        return Generated.Ended(EndReasons.MaxBytes, index);
+                        await ReportErrorAsync(writer, ErrorCodes.ProviderError, error, retryable: false);
                     }
 
-                    await writer.AppendTokenAsync(take == text.Length ? text : piece.ToString(), index++, linked.Token);
-                    rest = rest[take..];
+                    return Generated.Ended(stop.Reason, answer);
+                }
+
+                if (!wrote)
+                {
+                    continue;
                 }
 
                 if (!writer.IsOpen)
                 {
                     // The stream was removed under us (expired or deleted): nobody can read further tokens.
-                    return Generated.Ended(EndReasons.Cancelled, index);
+                    return Generated.Ended(EndReasons.Cancelled, answer);
                 }
 
-                if (updates >= request.MaxTokens)
+                if (answer.CountedUpdates >= request.MaxTokens)
                 {
-                    return Generated.Ended(EndReasons.Length, index);
+                    return Generated.Ended(EndReasons.Length, answer);
                 }
             }
 
-            return Generated.Ended(finish == ChatFinishReason.Length ? EndReasons.Length : EndReasons.Stop, index);
+            return Generated.Ended(answer.EndReason, answer);
         }
         catch (ProvidersUnavailableException ex)
         {
@@ -226,19 +221,19 @@ internal sealed class GenerationRunner(
         {
             if (cancelled.IsCancellationRequested || writer.CancelledInRedis.IsCancellationRequested)
             {
-                return Generated.Ended(EndReasons.Cancelled, index);
+                return Generated.Ended(EndReasons.Cancelled, answer);
             }
 
             if (firstToken.IsCancellationRequested && updates == 0)
             {
                 await ReportErrorAsync(writer, ErrorCodes.ProviderTimeout,
                     $"The provider sent no token within {limits.FirstTokenTimeout.TotalSeconds:0.###} s.", retryable: true);
-                return Generated.Ended(EndReasons.Error, index);
+                return Generated.Ended(EndReasons.Error, answer);
             }
 
             if (deadline.IsCancellationRequested)
             {
-                return Generated.Ended(EndReasons.Timeout, index);
+                return Generated.Ended(EndReasons.Timeout, answer);
             }
 
             if (updates == 0)
@@ -247,7 +242,7 @@ internal sealed class GenerationRunner(
             }
 
             await ReportErrorAsync(writer, ErrorCodes.WorkerShutdown, "The worker shut down during generation; retry the request.", retryable: true);
-            return Generated.Ended(EndReasons.Error, index);
+            return Generated.Ended(EndReasons.Error, answer);
         }
         catch (Exception ex) when (ex is not RedisException)
         {
@@ -255,7 +250,7 @@ internal sealed class GenerationRunner(
             // Provider details stay in the logs: clients get a stable code and a message that leaks nothing.
             Log.ProviderFailed(logger, ex, id);
             await ReportErrorAsync(writer, ErrorCodes.ProviderError, "The model provider failed while generating.", retryable: updates == 0);
-            return Generated.Ended(EndReasons.Error, index);
+            return Generated.Ended(EndReasons.Error, answer);
         }
         finally
         {

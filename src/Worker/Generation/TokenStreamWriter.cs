@@ -21,6 +21,8 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     private const int MaxEntriesPerBatch = 512;
 
     private static readonly RedisValue TokenEvent = EventNames.Token;
+    private static readonly RedisValue ToolCallEvent = EventNames.ToolCall;
+    private static readonly RedisValue ReasoningEvent = EventNames.Reasoning;
     private static readonly RedisValue ErrorEvent = EventNames.Error;
     private static readonly RedisValue EndEvent = EventNames.End;
     private static readonly RedisValue[] EmptyHeader = new RedisValue[TokenStreamScripts.HeaderArguments];
@@ -89,13 +91,19 @@ internal sealed class TokenStreamWriter : IAsyncDisposable
     public ValueTask AppendTokenAsync(string text, int index, CancellationToken cancellationToken) =>
         EnqueueAsync(new Pending(TokenEvent, Envelopes.Token(text, index)), cancellationToken);
 
+    public ValueTask AppendToolCallAsync(int index, string? id, string? name, string arguments, CancellationToken cancellationToken) =>
+        EnqueueAsync(new Pending(ToolCallEvent, Envelopes.ToolCall(index, id, name, arguments)), cancellationToken);
+
+    public ValueTask AppendReasoningAsync(string text, CancellationToken cancellationToken) =>
+        EnqueueAsync(new Pending(ReasoningEvent, Envelopes.Reasoning(text)), cancellationToken);
+
     public ValueTask AppendErrorAsync(string code, string message, bool retryable) =>
         EnqueueAsync(new Pending(ErrorEvent, Envelopes.Error(code, message, retryable)), CancellationToken.None);
 
     /// <summary>Appends the <c>end</c> entry, waits until everything is in Redis, and shortens the expiry to the resume window.</summary>
-    public async Task CompleteAsync(string reason, int outputTokens)
+    public async Task CompleteAsync(string reason, int outputTokens, long? inputTokens = null)
     {
-        await EnqueueAsync(new Pending(EndEvent, Envelopes.End(reason, outputTokens)), CancellationToken.None);
+        await EnqueueAsync(new Pending(EndEvent, Envelopes.End(reason, outputTokens, inputTokens)), CancellationToken.None);
         CompleteWriting();
         await _flushed.Task;
     }

@@ -14,8 +14,8 @@ namespace VixAspire.Worker.Providers;
 internal sealed class ProviderRouter(ProviderPipelines pipelines, ProviderLimits limits, ILogger<ProviderRouter> logger)
 {
     /// <summary>
-    /// Returns a stream positioned just after its first text update (or at its end, when a provider finished
-    /// without text). Throws <see cref="ProvidersUnavailableException"/> when every candidate failed, and
+    /// Returns a stream positioned just after its first update with answer content (text, reasoning, a tool call;
+    /// or at its end, when a provider finished without any). Throws <see cref="ProvidersUnavailableException"/> when every candidate failed, and
     /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> fires.
     /// </summary>
     public async Task<OpenedStream> OpenAsync(string requestId, IReadOnlyList<ProviderCandidate> candidates,
@@ -83,7 +83,7 @@ internal sealed class ProviderRouter(ProviderPipelines pipelines, ProviderLimits
                 // The first chunk ends the attempt's timeout; from here the first-token timeout alone applies.
                 attempt.CancelAfter(Timeout.InfiniteTimeSpan);
                 buffered.Add(updates.Current);
-                if (updates.Current.Text.Length > 0)
+                if (AnswerContent.Carries(updates.Current))
                 {
                     ended = false;
                     break;
