@@ -157,13 +157,8 @@ internal sealed class GenerationRunner(
             return Generated.Ended(EndReasons.Error, 0);
         }
 
-        var messages = new List<ChatMessage>(request.Messages.Count);
-        foreach (var turn in request.Messages)
-        {
-            messages.Add(new ChatMessage(new ChatRole(turn.Role), turn.Content));
-        }
-
-        var options = new ChatOptions { MaxOutputTokens = request.MaxTokens, Temperature = request.Temperature };
+        var messages = ChatRequestMapping.ToChatMessages(request);
+        var options = ChatRequestMapping.ToChatOptions(request);
         var started = Stopwatch.GetTimestamp();
         long firstTokenAt = 0;
         var updates = 0;
