@@ -68,6 +68,7 @@ public sealed class OpenAiProviderTests(OpenAiProviderTests.Fixture fixture) : I
             Route(settings, "up-malformed", "fake", "m-malformed");
             Route(settings, "up-malformed-first", "fake", "m-malformed-first");
             Route(settings, "up-refused", "nowhere", "m-refused", "synthetic");
+            Route(settings, "up-fidelity", "fake", "m-fidelity");
             Services = await RunningServices.StartAsync(Redis, settings, gateway: false, cancellationToken: TestContext.Current.CancellationToken);
         }
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Threading.Channels;
-using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using VixAspire.Contracts;
@@ -157,13 +156,8 @@ internal sealed class GenerationRunner(
             return Generated.Ended(EndReasons.Error, 0);
         }
 
-        var messages = new List<ChatMessage>(request.Messages.Count);
-        foreach (var turn in request.Messages)
-        {
-            messages.Add(new ChatMessage(new ChatRole(turn.Role), turn.Content));
-        }
-
-        var options = new ChatOptions { MaxOutputTokens = request.MaxTokens, Temperature = request.Temperature, StopSequences = request.Stop?.ToList() };
+        var messages = ChatRequestMapping.ToChatMessages(request);
+        var options = ChatRequestMapping.ToChatOptions(request);
         var started = Stopwatch.GetTimestamp();
         long firstTokenAt = 0;
         var updates = 0;

@@ -54,6 +54,7 @@ internal static class OpenAiProviders
                     });
                 return new ChatClientBuilder(client.GetChatClient(upstream.Model).AsIChatClient())
                     .UseOpenTelemetry(sourceName: TelemetrySources.Worker)
+                    .Use(inner => new DeclaredToolsChatClient(inner))
                     .Build(sp);
             });
         }
