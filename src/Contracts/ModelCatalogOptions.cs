@@ -21,6 +21,7 @@ public sealed class ModelCatalogOptions : IValidatableObject
         ["synthetic"] = new() { Provider = ProviderNames.Synthetic },
         ["synthetic-stall"] = new() { Provider = ProviderNames.SyntheticStall },
         ["synthetic-fail"] = new() { Provider = ProviderNames.SyntheticFail },
+        ["synthetic-reasoning"] = new() { Provider = ProviderNames.SyntheticReasoning },
     };
 
     // Data annotations do not descend into dictionary values, so routes are checked here.
@@ -69,4 +70,5 @@ public static class ProviderNames
     public const string Synthetic = "synthetic";
     public const string SyntheticStall = "synthetic-stall";
     public const string SyntheticFail = "synthetic-fail";
+    public const string SyntheticReasoning = "synthetic-reasoning";
 }

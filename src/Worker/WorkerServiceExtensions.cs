@@ -24,6 +24,7 @@ public static class WorkerServiceExtensions
         AddSynthetic(builder.Services, ProviderNames.Synthetic, SyntheticBehavior.Normal);
         AddSynthetic(builder.Services, ProviderNames.SyntheticStall, SyntheticBehavior.Stall);
         AddSynthetic(builder.Services, ProviderNames.SyntheticFail, SyntheticBehavior.Fail);
+        AddSynthetic(builder.Services, ProviderNames.SyntheticReasoning, SyntheticBehavior.Reasoning);
         builder.Services.AddOpenAiProviders(builder.Configuration);
 
         builder.Services.AddSingleton<WorkerTelemetry>();

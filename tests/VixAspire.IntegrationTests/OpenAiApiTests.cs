@@ -100,7 +100,7 @@ public sealed class OpenAiApiTests(OpenAiApiTests.Fixture fixture) : IClassFixtu
     {
         var models = await fixture.OpenAi.GetOpenAIModelClient().GetModelsAsync(Ct);
 
-        Assert.Equal(["synthetic", "synthetic-fail", "synthetic-stall"], models.Value.Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.Equal(["synthetic", "synthetic-fail", "synthetic-reasoning", "synthetic-stall"], models.Value.Select(m => m.Id).Order(StringComparer.Ordinal));
     }
 
     [Fact]

@@ -54,7 +54,7 @@ public sealed class RoutingTests
             ["Inference:Models:llama:Fallbacks:1"] = "synthetic",
         });
 
-        Assert.Equal(["llama", "synthetic", "synthetic-fail", "synthetic-stall"], options.Models.Keys.Order());
+        Assert.Equal(["llama", "synthetic", "synthetic-fail", "synthetic-reasoning", "synthetic-stall"], options.Models.Keys.Order());
         Assert.Equal("ollama", options.Models["llama"].Provider);
         Assert.Equal("llama3.2:1b", options.Models["llama"].UpstreamModel);
         Assert.Equal(["synthetic-fail", "synthetic"], options.Models["llama"].Fallbacks);

@@ -19,7 +19,7 @@ internal static class OpenAiProviders
         services.AddSingleton(new OpenAiUpstreamNames(names));
         foreach (var name in names)
         {
-            if (name is ProviderNames.Synthetic or ProviderNames.SyntheticStall or ProviderNames.SyntheticFail)
+            if (name is ProviderNames.Synthetic or ProviderNames.SyntheticStall or ProviderNames.SyntheticFail or ProviderNames.SyntheticReasoning)
             {
                 throw new InvalidOperationException($"'{OpenAiUpstreamOptions.SectionName}:{name}' reuses the name of a built-in provider.");
             }

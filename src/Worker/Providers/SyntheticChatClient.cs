@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
+using VixAspire.Worker.Providers.Synthetic;
 
 namespace VixAspire.Worker.Providers;
 
@@ -14,11 +15,15 @@ public enum SyntheticBehavior
 
     /// <summary>Fails after <see cref="SyntheticProviderOptions.FailAfterTokens"/> tokens.</summary>
     Fail,
+
+    /// <summary>As <see cref="Normal"/>, after a few reasoning fragments.</summary>
+    Reasoning,
 }
 
 /// <summary>
-/// The built-in provider: needs nothing outside the system, and gives the same text for the same prompt,
-/// one word per token, paced by the configured delays.
+/// The built-in provider: needs nothing outside the system, and gives the same answer for the same request,
+/// one word per token, paced by the configured delays. It calls tools, reports their results and answers in JSON
+/// (<see cref="SyntheticReply"/>), so every feature can be shown without an upstream.
 /// </summary>
 public sealed class SyntheticChatClient(SyntheticBehavior behavior, IOptionsMonitor<SyntheticProviderOptions> settingsMonitor, TimeProvider time)
     : IChatClient
@@ -42,8 +47,8 @@ public sealed class SyntheticChatClient(SyntheticBehavior behavior, IOptionsMoni
         ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var settings = settingsMonitor.CurrentValue;
-        var count = options?.MaxOutputTokens ?? 128;
-        var seed = Seed(messages);
+        var conversation = messages as IReadOnlyList<ChatMessage> ?? [.. messages];
+        var updates = SyntheticReply.Updates(conversation, options, behavior == SyntheticBehavior.Reasoning);
 
         await DelayAsync(settings.FirstTokenDelay, cancellationToken);
         if (behavior == SyntheticBehavior.Stall)
@@ -51,7 +56,8 @@ public sealed class SyntheticChatClient(SyntheticBehavior behavior, IOptionsMoni
             await Task.Delay(Timeout.InfiniteTimeSpan, time, cancellationToken);
         }
 
-        for (var i = 0; i < count; i++)
+        var i = 0;
+        foreach (var update in updates)
         {
             if (i > 0)
             {
@@ -65,11 +71,9 @@ public sealed class SyntheticChatClient(SyntheticBehavior behavior, IOptionsMoni
                 throw new InvalidOperationException($"synthetic-fail failed on purpose after {i} tokens.");
             }
 
-            yield return new ChatResponseUpdate(ChatRole.Assistant, TokenText(seed, i))
-            {
-                ModelId = options?.ModelId,
-                FinishReason = i == count - 1 ? ChatFinishReason.Length : null,
-            };
+            update.ModelId = options?.ModelId;
+            i++;
+            yield return update;
         }
     }
 
@@ -86,10 +90,20 @@ public sealed class SyntheticChatClient(SyntheticBehavior behavior, IOptionsMoni
         var hash = 2166136261u;
         foreach (var message in messages)
         {
-            foreach (var c in message.Text)
-            {
-                hash = (hash ^ c) * 16777619u;
-            }
+            hash = Fnv(hash, message.Text);
+        }
+
+        return hash;
+    }
+
+    /// <summary>FNV-1a over one text.</summary>
+    public static uint Seed(string text) => Fnv(2166136261u, text);
+
+    private static uint Fnv(uint hash, string text)
+    {
+        foreach (var c in text)
+        {
+            hash = (hash ^ c) * 16777619u;
         }
 
         return hash;
