@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -595,6 +596,31 @@ def measured_run(name, url, concurrency, seconds, stack=None, max_tokens=32, mon
     return result
 
 
+def tools_run(args, url, stack):
+    """bench/tools.mjs at args.tools_level agents through url: tool-calling turns against plain ones (two round trips
+    each), interleaved in the same run. Its JSON report, or {"skipped"/"error": why}."""
+    node = shutil.which("node")
+    if node is None:
+        return {"skipped": "node is not installed"}
+    seconds = args.tools_seconds or args.seconds
+    path = OUT / "tools.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    proc = Proc("tools", [node, str(ROOT / "bench/tools.mjs"), "--url", url, "--concurrency", str(args.tools_level),
+                          "--seconds", str(seconds), "--max-tokens", str(args.tokens), "--json", str(path)], env)
+    if not proc.wait(seconds + 240):
+        proc.stop()
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"error": f"bench/tools.mjs wrote no report (exit {proc.popen.returncode}); see {proc.log_path}"}
+    report["dead"] = [k for k, p in stack.processes() if not p.alive()]
+    for mode in ("tools", "plain"):
+        m = report[mode]
+        log(f"tools-{mode}-c{args.tools_level}: {m['turns']['completed']}/{m['turns']['started']} turns complete, "
+            f"TTFT p50 {m['ttft_ms']['p50']} p99 {m['ttft_ms']['p99']} ms, completion p50 {m['completion_ms']['p50']} p99 {m['completion_ms']['p99']} ms")
+    return report
+
+
 def warm_up(name, url):
     """Ten seconds of load at 200 streams, left out of every figure: .NET compiles hot code again, optimised, only
     after it has run a while (tiered compilation), and a few hundred short streams left the first measured level
@@ -835,7 +861,37 @@ def client_cpu(row):
     return 100 * report["client_cpu_seconds"] / report["client_wall_seconds"]
 
 
-def render(args, info, rows, holds, apphost, elapsed):
+def render_tools(args, tools, w):
+    w(f"\nTool-calling streams (bench/tools.mjs, the same stack): {args.tools_level:,} agents for {args.tools_seconds or args.seconds} s, "
+      "each alternating a tools turn (a call with `tool_choice: required` streamed to `[DONE]`, then the result sent back "
+      "and the answer streamed) and a plain turn (two plain prompts, the same max_tokens). TTFT: step 1's first delta; "
+      "completion: the end of step 2, from step 1's start.\n")
+    if "skipped" in tools or "error" in tools:
+        w(f"Not measured: {tools.get('skipped') or tools.get('error')}.")
+        return
+    w("| streams | mode | TTFT p50 / p99 (ms) | completion p50 / p99 (ms) | complete | output tokens step 1 + 2 |")
+    w("|---:|---|---|---|---|---|")
+    for mode in ("tools", "plain"):
+        m = tools[mode]
+        t = m["turns"]
+        done = f"{t['completed']:,}/{t['started']:,}" + (f", {t['failed']:,} failed ({', '.join(f'{k} {v}' for k, v in m['errors'].items())})" if t["failed"] else "")
+        w(f"| {tools['concurrency']:,} | {mode} | {fmt(m['ttft_ms']['p50'])} / {fmt(m['ttft_ms']['p99'])} "
+          f"| {fmt(m['completion_ms']['p50'])} / {fmt(m['completion_ms']['p99'])} | {done} "
+          f"| {fmt(m['output_tokens']['step1'])} + {fmt(m['output_tokens']['step2'])} |")
+    r = tools["ratio"]
+    w(f"| | tools / plain | {fmt(r['ttft']['p50'], 2)} / {fmt(r['ttft']['p99'], 2)} | {fmt(r['completion']['p50'], 2)} / {fmt(r['completion']['p99'], 2)} | | |")
+    tp, pp = tools["tools"], tools["plain"]
+    w(f"\nStep 2 alone (the answer, {tools['max_tokens']} tokens both ways): TTFT p50 / p99 tools {fmt(tp['step2_ttft_ms']['p50'])} / "
+      f"{fmt(tp['step2_ttft_ms']['p99'])}, plain {fmt(pp['step2_ttft_ms']['p50'])} / {fmt(pp['step2_ttft_ms']['p99'])} ms "
+      f"(ratio {fmt(r['step2_ttft']['p50'], 2)} / {fmt(r['step2_ttft']['p99'], 2)}); completion tools {fmt(tp['step2_ms']['p50'])} / "
+      f"{fmt(tp['step2_ms']['p99'])}, plain {fmt(pp['step2_ms']['p50'])} / {fmt(pp['step2_ms']['p99'])} ms "
+      f"(ratio {fmt(r['step2']['p50'], 2)} / {fmt(r['step2']['p99'], 2)}). Step 1's tool call is one model update where the plain "
+      f"answer is {tools['max_tokens']} tokens, which is why whole-turn completion is shorter with tools.")
+    if tools.get("dead"):
+        w(f"\n**Died during the tool-calling step: {', '.join(tools['dead'])}.**")
+
+
+def render(args, info, rows, holds, apphost, elapsed, tools=None):
     lines = []
     w = lines.append
     w("## Performance table (bench/perf.sh)\n")
@@ -876,6 +932,8 @@ def render(args, info, rows, holds, apphost, elapsed):
     dead = sorted({d for level in args.levels for d in rows[level]["vix"].get("dead", [])})
     if dead:
         w(f"\n**Died during the table: {', '.join(dead)}.**")
+    if tools is not None:
+        render_tools(args, tools, w)
 
     w(f"\nIdle hold: {args.hold:,} streams of `synthetic-stall` (a start event, then only a `: ping` every heartbeat "
       f"interval), opened at {args.hold_rate:,}/s from {args.hold_clients} load-tool processes, held through an idle window of {args.idle_window} s.\n")
@@ -1073,6 +1131,9 @@ def main():
     parser.add_argument("--heartbeat-seconds", type=float, default=15)
     parser.add_argument("--monitor-delay", type=float, default=3, help="seconds into each VixAspire run its MONITOR sample starts")
     parser.add_argument("--monitor-seconds", type=float, default=2, help="length of each run's MONITOR sample (it slows Redis)")
+    parser.add_argument("--tools-level", type=int, default=100,
+                        help="agents of the tool-calling step (bench/tools.mjs) after the table; 0 skips it (default 100)")
+    parser.add_argument("--tools-seconds", type=int, default=0, help="length of the tool-calling step (default --seconds)")
     parser.add_argument("--skip-apphost", action="store_true")
     parser.add_argument("--apphost-port", type=int, default=8080)
     parser.add_argument("--apphost-levels", default="1,100")
@@ -1114,6 +1175,10 @@ def main():
         }
     used = stack.redis.info("memory").get("used_memory_human")
     log(f"table done; Redis holds {used}")
+    tools = None
+    if args.tools_level > 0:
+        log(f"tool-calling streams: {args.tools_level} agents, tools against plain")
+        tools = tools_run(args, stack.gateway.address, stack)
 
     holds = {}
     if args.hold > 0:
@@ -1150,9 +1215,9 @@ def main():
         apphost = apphost_section(args, rows)
 
     elapsed = time.monotonic() - STARTED
-    report = render(args, info, rows, holds, apphost, elapsed)
+    report = render(args, info, rows, holds, apphost, elapsed, tools)
     (OUT / "report.md").write_text(report + "\n")
-    (OUT / "results.json").write_text(json.dumps({"rows": rows, "holds": holds, "apphost": apphost, "machine": info}, indent=1, default=str))
+    (OUT / "results.json").write_text(json.dumps({"rows": rows, "tools": tools, "holds": holds, "apphost": apphost, "machine": info}, indent=1, default=str))
     print(report)
 
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The performance table: builds Release, then bench/perf.py runs VixAspire (redis-server, 2 StreamApi, 2 Worker and
 # the gateway as plain processes, configured as the AppHost configures them) against a one-process baseline streamer
-# (bench/Baseline) at 1, 100 and 1,000 concurrent streams, holds 10,000 idle streams, and measures the AppHost
+# (bench/Baseline) at 1, 100 and 1,000 concurrent streams, runs 100 tool-calling agents against plain ones on the same
+# stack (bench/tools.mjs, needs node; --tools-level 0 skips it), holds 10,000 idle streams, and measures the AppHost
 # (as ./run.sh starts it) at 1 and 100 streams and under overload. Prints a markdown report; see docs/benchmarks.md.
 #
-# Usage: bench/perf.sh [--skip-apphost] [--hold N] [--levels 1,100,1000] [--seconds 20] [--apphost-port 8080] ...
+# Usage: bench/perf.sh [--skip-apphost] [--hold N] [--levels 1,100,1000] [--seconds 20] [--tools-level 100] [--apphost-port 8080] ...
 #        (bench/perf.py --help lists every option)
 # Takes about 10 minutes on 2 cores (the build included). Every process it starts is stopped when it ends, however it ends.
 set -euo pipefail
