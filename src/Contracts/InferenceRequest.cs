@@ -29,6 +29,13 @@ public sealed record ChatTurn(
     [JsonPropertyName("tool_call_id")]
     public string? ToolCallId { get; init; }
 
+    /// <summary>
+    /// An assistant turn's reasoning, as the clients that read <c>reasoning_content</c> (vLLM, DeepSeek, the AI SDK's
+    /// OpenAI-compatible provider) send an earlier answer back.
+    /// </summary>
+    [JsonPropertyName("reasoning_content")]
+    public string? ReasoningContent { get; init; }
+
     /// <summary>The whole text of the turn: <see cref="Content"/>, or its text parts joined.</summary>
     public string Text() => Content ?? (Parts is null ? "" : string.Concat(Parts.Where(p => p.Type == ContentPart.TextType).Select(p => p.Text)));
 }

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using VixAspire.Contracts;
-using VixAspire.StreamApi.Inference;
 
 namespace VixAspire.StreamApi.WebSockets;
 
@@ -22,9 +21,10 @@ internal sealed class ClientMessage
     public JsonElement? Payload { get; set; }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+// The payload is read in full whatever its nesting, so a request nested too deeply is answered on its request_id by
+// the body's own reader (BodyJson) rather than as a malformed message; the frame limit bounds the work.
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, MaxDepth = 1 << 20)]
 [JsonSerializable(typeof(ClientMessage))]
-[JsonSerializable(typeof(InferenceRequestBody))]
 internal sealed partial class SocketJsonContext : JsonSerializerContext;
 
 /// <summary>

@@ -145,27 +145,21 @@ internal sealed class SocketReceiver(
     private async Task StartAsync(ClientMessage message, long receivedAt, CancellationToken cancellationToken)
     {
         InferenceRequestBody? body = null;
-        string? invalid = null;
+        RequestFault? invalid = null;
         if (message.Payload is not { ValueKind: JsonValueKind.Object } payload)
         {
-            invalid = "'payload' must be a JSON object: the body of POST /infer/stream.";
+            invalid = new RequestFault(StatusCodes.Status400BadRequest, "Invalid request",
+                "'payload' must be a JSON object: the body of POST /infer/stream.", "invalid_request");
         }
         else
         {
-            try
-            {
-                body = payload.Deserialize(SocketJsonContext.Default.InferenceRequestBody);
-            }
-            catch (JsonException ex)
-            {
-                invalid = $"The payload is not valid for this endpoint: {RequestFault.Clip(ex.Message)}";
-            }
+            (body, invalid) = BodyJson.Read(payload);
         }
 
         var prefix = MessagePrefixes.For(null, message.RequestId);
         if (invalid is not null)
         {
-            await sender.SendFailureAsync(prefix, "invalid_request", invalid, retryable: false, cancellationToken);
+            await sender.SendFailureAsync(prefix, invalid.Code, invalid.Detail, retryable: false, cancellationToken);
             return;
         }
 
