@@ -13,9 +13,9 @@ namespace VixAspire.IntegrationTests;
 /// </summary>
 public sealed class AgentClientTests(AgentClientTests.Fixture fixture) : IClassFixture<AgentClientTests.Fixture>
 {
-    private const string WeatherTool = "get_weather";
+    internal const string WeatherTool = "get_weather";
 
-    private const string WeatherSchema = """
+    internal const string WeatherSchema = """
         {"type":"object","properties":{"city":{"type":"string","minLength":1,"description":"A city name"},
         "unit":{"type":"string","enum":["celsius","fahrenheit"]},"days":{"type":"integer","minimum":1,"maximum":7}},
         "required":["city","unit","days"],"additionalProperties":false}
@@ -80,7 +80,7 @@ public sealed class AgentClientTests(AgentClientTests.Fixture fixture) : IClassF
     };
 
     /// <summary>A fresh value for a tool to return, so the final answer can only contain it by using the tool's result.</summary>
-    private static string Nonce(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 13)];
+    internal static string Nonce(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 13)];
 
     private async Task<JsonElement> RunAsync(string script, object arguments)
     {
@@ -108,7 +108,7 @@ public sealed class AgentClientTests(AgentClientTests.Fixture fixture) : IClassF
     private static JsonNode? Node(object value) => JsonSerializer.SerializeToNode(value);
 
     /// <summary>Arguments the weather schema accepts: every required field, of its type, within its bounds.</summary>
-    private static void AssertWeatherArguments(JsonElement arguments)
+    internal static void AssertWeatherArguments(JsonElement arguments)
     {
         Assert.Equal(JsonValueKind.Object, arguments.ValueKind);
         Assert.NotEqual("", arguments.GetProperty("city").GetString());

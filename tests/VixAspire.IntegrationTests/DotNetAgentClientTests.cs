@@ -7,6 +7,7 @@ using Microsoft.Extensions.AI;
 using OpenAI;
 using OpenAI.Chat;
 using VixAspire.TestSupport;
+using static VixAspire.IntegrationTests.AgentClientTests;
 using ChatFinishReason = OpenAI.Chat.ChatFinishReason;
 
 namespace VixAspire.IntegrationTests;
@@ -18,13 +19,6 @@ namespace VixAspire.IntegrationTests;
 /// </summary>
 public sealed class DotNetAgentClientTests(DotNetAgentClientTests.Fixture fixture) : IClassFixture<DotNetAgentClientTests.Fixture>
 {
-    private const string WeatherTool = "get_weather";
-
-    private const string WeatherSchema = """
-        {"type":"object","properties":{"city":{"type":"string","minLength":1},"unit":{"type":"string","enum":["celsius","fahrenheit"]},
-        "days":{"type":"integer","minimum":1,"maximum":7}},"required":["city","unit","days"],"additionalProperties":false}
-        """;
-
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
     public sealed class Fixture : ServicesFixture
@@ -44,17 +38,8 @@ public sealed class DotNetAgentClientTests(DotNetAgentClientTests.Fixture fixtur
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static string Nonce(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 13)];
-
     private static ChatTool Weather() =>
         ChatTool.CreateFunctionTool(WeatherTool, "Looks up the weather forecast for a city.", BinaryData.FromString(WeatherSchema));
-
-    private static void AssertWeatherArguments(JsonElement arguments)
-    {
-        Assert.NotEqual("", arguments.GetProperty("city").GetString());
-        Assert.Contains(arguments.GetProperty("unit").GetString(), new[] { "celsius", "fahrenheit" });
-        Assert.InRange(arguments.GetProperty("days").GetInt32(), 1, 7);
-    }
 
     [Fact]
     public async Task TheOfficialChatClientStreamsTheToolCallThenCompletesWithTextThatUsesTheResult()
