@@ -6,7 +6,7 @@ namespace VixAspire.LoadTest;
 /// <summary>
 /// Reads one SSE response with the framework's parser and checks it against the event contract (README, "Events"):
 /// <c>start</c> first, token indices contiguous from 0, an <c>error</c> always followed by <c>end</c>, <c>end</c>
-/// last and its <c>output_tokens</c> equal to the tokens seen. Times are taken as each event is parsed, which
+/// last and its <c>output_tokens</c> equal to the answer events seen (tokens, and reasoning and tool-call fragments). Times are taken as each event is parsed, which
 /// is when a client could show it.
 /// </summary>
 internal sealed class StreamValidator(int index, long requestStarted, TimeProvider time)
@@ -21,6 +21,7 @@ internal sealed class StreamValidator(int index, long requestStarted, TimeProvid
     private string? _errorCode;
     private string? _endReason;
     private int? _outputTokens;
+    private int _otherAnswerEvents;
     private string? _violation;
 
     public async Task<StreamResult> ReadAsync(Stream body, CancellationToken cancellationToken)
@@ -57,6 +58,13 @@ internal sealed class StreamValidator(int index, long requestStarted, TimeProvid
         }
 
         var timestamp = time.GetTimestamp();
+        if (eventType is "reasoning" or "tool_call")
+        {
+            // Parts of the answer besides text: counted in the end's output tokens, and only between start and end.
+            _otherAnswerEvents++;
+            return _phase == Phase.Streaming || Violate(FailureKinds.OutOfOrder);
+        }
+
         if (eventType is not ("start" or "token" or "error" or "end"))
         {
             // Event kinds this tool does not know are tolerated, but nothing may follow end.
@@ -106,7 +114,7 @@ internal sealed class StreamValidator(int index, long requestStarted, TimeProvid
             ?? (interrupted ? null
             : _phase != Phase.Ended ? FailureKinds.Incomplete
             : _errorCode is not null || _endReason == "error" ? FailureKinds.Error(_errorCode)
-            : _outputTokens != _tokens ? FailureKinds.UsageMismatch
+            : _outputTokens != _tokens + _otherAnswerEvents ? FailureKinds.UsageMismatch
             : null);
         var ttft = _firstToken < 0 ? (TimeSpan?)null : time.GetElapsedTime(requestStarted, _firstToken);
         return new StreamResult(index, failure, _endReason, _tokens, ttft, _gaps, time.GetElapsedTime(requestStarted), interrupted && failure is null);

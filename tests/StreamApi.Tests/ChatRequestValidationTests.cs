@@ -324,6 +324,7 @@ public class ChatRequestValidationTests
         { """[{"role":"assistant","content":"x","refusal":"no"}]""", "messages[0].refusal" },
         { """[{"role":"assistant","content":"x","audio":{"id":"a"}}]""", "messages[0].audio" },
         { """[{"role":"assistant","function_call":{"name":"f","arguments":"{}"}}]""", "messages[0].function_call" },
+        { """[{"role":"assistant","content":"x","annotations":[{"type":"url_citation"}]}]""", "messages[0].annotations" },
         { """[{"role":"assistant","tool_calls":[]}]""", "messages[0].tool_calls" },
         { """[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{not json"}}]}]""", "messages[0].tool_calls[0].function.arguments" },
         { """[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{} {}"}}]}]""", "messages[0].tool_calls[0].function.arguments" },
@@ -429,6 +430,21 @@ public class ChatRequestValidationTests
 
         Assert.Equal(new ChatTurn("user", "hi"), Assert.Single(request.Messages));
         AssertRefused(Read("""{"prompt":"hi"}""", FrontEnd.OpenAi), "prompt");
+    }
+
+    [Fact]
+    public void AWholeAnswersMessageSentBackAsItCameIsAccepted()
+    {
+        // What an application that appends choices[0].message to its messages sends: OpenAI's response fields, empty.
+        var result = Read("""
+            {"model":"synthetic","tools":[{"type":"function","function":{"name":"f"}}],"messages":[
+              {"role":"user","content":"go"},
+              {"role":"assistant","content":null,"refusal":null,"annotations":[],"audio":null,"function_call":null,"reasoning_content":"think",
+               "tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+              {"role":"tool","tool_call_id":"call_1","content":"done"}]}
+            """);
+
+        Assert.Equal("think", Assert.IsType<InferenceRequest>(result.Request).Messages[1].ReasoningContent);
     }
 
     [Fact]

@@ -52,7 +52,10 @@ public sealed class RoundTripTests(RoundTripTests.Fixture fixture) : IClassFixtu
         Assert.True(firstRead >= 0, string.Join(", ", sent.Select(c => c.Name)));
         Assert.Single(sent[..firstRead]);
         Assert.StartsWith("EVAL", sent[0].Name, StringComparison.Ordinal);
-        Assert.DoesNotContain(monitor.Sent(), c => c.Name is "XLEN" or "EXPIRE" or "XADD" or "ZADD" || c.Name.EndsWith("SUBSCRIBE", StringComparison.Ordinal));
+        Assert.DoesNotContain(monitor.Sent(), c => c.Name is "XLEN" or "EXPIRE" or "XADD" or "ZADD");
+        // Another connection may subscribe meanwhile (a multiplexer connecting subscribes to its own channel): only one
+        // for this stream would be the request's.
+        Assert.DoesNotContain(sent, c => c.Name.EndsWith("SUBSCRIBE", StringComparison.Ordinal));
     }
 
     [Fact]

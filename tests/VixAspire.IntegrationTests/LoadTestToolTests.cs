@@ -42,6 +42,31 @@ public sealed class LoadTestStreamCheckTests
         Assert.Equal(2, result.InterTokenGaps.Count);
     }
 
+    private static string Reasoning(int n) =>
+        $"id: {n + 50}-0\nevent: reasoning\ndata: {{\"type\":\"inference.reasoning\",\"payload\":{{\"text\":\"think {n}\"}}}}\n\n";
+
+    private static string ToolCall(int n) =>
+        $"id: {n + 60}-0\nevent: tool_call\ndata: {{\"type\":\"inference.tool_call\",\"payload\":{{\"index\":0,\"arguments\":\"{{}}\"}}}}\n\n";
+
+    [Fact]
+    public async Task ReasoningAndToolCallFragmentsCountInTheEndsOutputTokens()
+    {
+        var result = await CheckAsync(Start + Reasoning(0) + Reasoning(1) + Token(0) + ToolCall(0) + End("tool_calls", 4));
+
+        Assert.True(result.Completed);
+        Assert.Null(result.Failure);
+        Assert.Equal(1, result.Tokens);
+        Assert.Equal("tool_calls", result.EndReason);
+    }
+
+    [Fact]
+    public async Task AReasoningFragmentAfterTheEndIsOutOfOrder()
+    {
+        var result = await CheckAsync(Start + Token(0) + End("length", 1) + Reasoning(0));
+
+        Assert.Equal(FailureKinds.OutOfOrder, result.Failure);
+    }
+
     public static TheoryData<string, string, string, int> BrokenStreams => new()
     {
         // name, SSE text, failure kind, tokens counted

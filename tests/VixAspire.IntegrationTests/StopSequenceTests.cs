@@ -188,6 +188,27 @@ public sealed class StopSequenceTests(StopSequenceTests.Fixture fixture) : IClas
     }
 
     [Fact]
+    public async Task AStopCutInsideTheLastTokenMaxTokensAllowsEndsWithReasonStopNotLength()
+    {
+        const string prompt = "stop at the limit";
+        var tokens = await ReferenceTokensAsync(prompt);
+        var last = tokens[MaxTokens - 1];
+        // The last token's final letters: the cut falls inside the very update that reaches max_tokens.
+        var stop = last[^2..];
+        var text = string.Concat(tokens);
+        var expected = text[..text.IndexOf(stop, StringComparison.Ordinal)];
+        Assert.True(expected.Length > string.Concat(tokens[..^1]).Length, "the stop must first appear in the last token");
+
+        using var client = fixture.Services.CreateClient();
+        using var response = await client.SendStreamingAsync(SseEvents.StreamRequest(new { prompt, max_tokens = MaxTokens, stop = new[] { stop } }), Ct);
+        var events = await response.ReadAllEventsAsync(Ct).WaitAsync(Bound, Ct);
+
+        Assert.Null(events.Malformation());
+        Assert.Equal(expected, events.Text());
+        Assert.Equal("stop", events.EndReason());
+    }
+
+    [Fact]
     public async Task TheWebSocketTakesStopAndEndsWithReasonStop()
     {
         const string prompt = "stop over a socket";

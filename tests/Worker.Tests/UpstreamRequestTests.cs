@@ -184,6 +184,27 @@ public sealed class UpstreamRequestTests(OpenAiProviderTests.Fixture fixture) : 
         Assert.Equal(new[] { "max_completion_tokens", "messages", "temperature" }.Concat(TransportKeys).Order(), received.Select(p => p.Key).Order());
     }
 
+    [Fact]
+    public async Task AnEarlierAnswersReasoningReachesTheUpstreamOnItsAssistantMessage()
+    {
+        var request = Plain("first question") with
+        {
+            Messages =
+            [
+                new ChatTurn("user", "first question"),
+                new ChatTurn("assistant", "forty-two") { ReasoningContent = "six times seven" },
+                new ChatTurn("user", "and again?"),
+            ],
+        };
+
+        var received = await UpstreamBodyAsync(request);
+
+        AssertSame(JsonNode.Parse("""
+            [{"role":"user","content":"first question"},{"role":"assistant","content":"forty-two","reasoning_content":"six times seven"},
+             {"role":"user","content":"and again?"}]
+            """), received["messages"], "messages");
+    }
+
     [Theory]
     [InlineData(ToolChoice.None, null, "\"none\"")]
     [InlineData(ToolChoice.Auto, null, "\"auto\"")]

@@ -142,6 +142,8 @@ internal static partial class ChatMessages
         IsSet(body.Refusal) ? ($"{at}.refusal", $"{at}.refusal is not supported by VixAspire; send the refusal as content.")
         : IsSet(body.Audio) ? ($"{at}.audio", $"{at}.audio is not supported by VixAspire.")
         : IsSet(body.FunctionCall) ? ($"{at}.function_call", $"{at}.function_call is not supported by VixAspire; use tool_calls.")
+        : body.Annotations is { ValueKind: not JsonValueKind.Null } annotations && (annotations.ValueKind != JsonValueKind.Array || annotations.GetArrayLength() > 0)
+            ? ($"{at}.annotations", $"{at}.annotations is not supported by VixAspire; only an empty list is accepted.")
         : null;
 
     private static (List<ToolCall>? Calls, string? Param, string? Error) ReadToolCalls(List<ToolCallBody?> bodies, string at)
@@ -225,8 +227,8 @@ internal static partial class ChatMessages
         if (allowed is null)
         {
             return (null, $"{at}.type", type == ContentPart.ImageType
-                ? $"{at}: image parts are allowed only in user messages."
-                : $"{at}: content part type '{Streaming.RequestFault.Clip(type!)}' is not supported by VixAspire (only 'text' and, in user messages, 'image_url').");
+                ? $"{at}.type 'image_url' is allowed only in user messages."
+                : $"{at}.type '{Streaming.RequestFault.Clip(type!)}' is not supported by VixAspire (only 'text' and, in user messages, 'image_url').");
         }
 
         foreach (var field in part.EnumerateObject())

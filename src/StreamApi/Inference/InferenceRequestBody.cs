@@ -107,8 +107,11 @@ public sealed class ChatTurnBody
     /// <summary>An earlier answer's reasoning, as the clients that read <c>delta.reasoning_content</c> send it back.</summary>
     public string? ReasoningContent { get; set; }
 
-    // OpenAI's assistant fields that VixAspire does not carry: refused unless null.
+    // OpenAI's assistant fields that VixAspire does not carry: refused unless null (or, for annotations, empty), which is
+    // how a client that sends a previous answer's message back spells them.
     public JsonElement? Refusal { get; set; }
+
+    public JsonElement? Annotations { get; set; }
 
     public JsonElement? Audio { get; set; }
 

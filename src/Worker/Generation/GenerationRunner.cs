@@ -199,7 +199,8 @@ internal sealed class GenerationRunner(
 
                 if (answer.CountedUpdates >= request.MaxTokens)
                 {
-                    return Generated.Ended(EndReasons.Length, answer);
+                    // The update that reached the limit may also be the provider's last (a stop sequence cut there).
+                    return Generated.Ended(answer.Finish is null ? EndReasons.Length : answer.EndReason, answer);
                 }
             }
 

@@ -73,6 +73,11 @@ internal static class ChatRequestMapping
         }
         else
         {
+            if (turn.ReasoningContent is { Length: > 0 } reasoning)
+            {
+                contents.Add(new TextReasoningContent(reasoning));
+            }
+
             AddContents(turn, contents);
             foreach (var call in turn.ToolCalls ?? [])
             {

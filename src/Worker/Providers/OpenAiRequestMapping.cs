@@ -15,7 +15,7 @@ namespace VixAspire.Worker.Providers;
 /// it cannot read), add <c>tool_choice: "auto"</c>, and has nowhere to put <c>user</c>, <c>metadata</c> or an effort like
 /// <c>minimal</c>.
 /// </summary>
-#pragma warning disable OPENAI001 // Developer messages and reasoning effort are marked experimental.
+#pragma warning disable OPENAI001, SCME0001 // Developer messages, reasoning effort and JSON patches of a message are marked experimental.
 internal static class OpenAiRequestMapping
 {
     /// <summary>The turn as OpenAI's wire message; null for a role OpenAI does not have (the API refuses it).</summary>
@@ -127,6 +127,12 @@ internal static class OpenAiRequestMapping
         }
 
         message.ParticipantName = turn.Name;
+        if (turn.ReasoningContent is { } reasoning)
+        {
+            // Not a field of OpenAI's types: servers that stream reasoning_content (vLLM, DeepSeek, llama.cpp) take it back.
+            message.Patch.Set("$.reasoning_content"u8, reasoning);
+        }
+
         return message;
     }
 
