@@ -1,7 +1,9 @@
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.Extensions.AI;
 using OpenAI.Chat;
 using VixAspire.Contracts;
+using VixAspire.Worker.Providers.Synthetic;
 using ChatFinishReason = Microsoft.Extensions.AI.ChatFinishReason;
 
 namespace VixAspire.Worker.Generation;
@@ -25,6 +27,11 @@ internal sealed class AnswerWriter(TokenStreamWriter writer, StreamingOptions li
 {
     /// <summary>Entries a stream keeps besides the answer: start, error and end.</summary>
     private const int OwnEntries = 3;
+
+    // Microsoft.Extensions.AI's default options indent; arguments go out on one line, as providers send them.
+    private static readonly JsonTypeInfo<IDictionary<string, object?>> CompactArguments =
+        (JsonTypeInfo<IDictionary<string, object?>>)new JsonSerializerOptions(AIJsonUtilities.DefaultOptions) { WriteIndented = false }
+            .GetTypeInfo(typeof(IDictionary<string, object?>));
 
     /// <summary>Upstream tool-call index (per choice) → the call's position in the answer.</summary>
     private readonly Dictionary<int, int> _calls = [];
@@ -77,7 +84,7 @@ internal sealed class AnswerWriter(TokenStreamWriter writer, StreamingOptions li
                     await WriteTextAsync(text.Text, reasoning: false, cancellationToken);
                     break;
                 case FunctionCallContent call when !_streamedCalls:
-                    await WriteCallAsync(_callCount, call.CallId, call.Name, Arguments(call), cancellationToken);
+                    await WriteWholeCallAsync(call, cancellationToken);
                     break;
                 case UsageContent usage:
                     InputTokens = usage.Details.InputTokenCount ?? InputTokens;
@@ -127,6 +134,26 @@ internal sealed class AnswerWriter(TokenStreamWriter writer, StreamingOptions li
 
         _calls[fragment.Index] = _callCount;
         await WriteCallAsync(_callCount, fragment.ToolCallId, fragment.FunctionName, arguments, cancellationToken);
+    }
+
+    /// <summary>
+    /// A provider's complete call, streamed as an upstream would stream it: compact JSON arguments in fragments at their
+    /// punctuation, so clients see the arguments build up as they do from OpenAI.
+    /// </summary>
+    private async ValueTask WriteWholeCallAsync(FunctionCallContent call, CancellationToken cancellationToken)
+    {
+        var position = _callCount;
+        var fragments = call.Arguments is null ? ["{}"] : SyntheticReply.JsonFragments(JsonSerializer.Serialize(call.Arguments, CompactArguments));
+        await WriteCallAsync(position, call.CallId, call.Name, fragments[0], cancellationToken);
+        foreach (var fragment in fragments.Skip(1))
+        {
+            if (Stop is not null)
+            {
+                return;
+            }
+
+            await WritePiecesAsync(position, id: null, name: null, fragment, cancellationToken);
+        }
     }
 
     /// <summary>A call's first fragment, which must name the function: a client cannot run a call it cannot name.</summary>
@@ -207,7 +234,4 @@ internal sealed class AnswerWriter(TokenStreamWriter writer, StreamingOptions li
         Events++;
         return true;
     }
-
-    private static string Arguments(FunctionCallContent call) =>
-        call.Arguments is null ? "{}" : JsonSerializer.Serialize(call.Arguments, AIJsonUtilities.DefaultOptions.GetTypeInfo(typeof(IDictionary<string, object?>)));
 }
