@@ -114,6 +114,9 @@ public sealed class ChatRequestMappingTests
         var call = Assert.IsType<FunctionCallContent>(Assert.Single(message.Contents));
         Assert.Null(call.Arguments);
         Assert.NotNull(call.Exception);
+        // The OpenAI-typed copy, as the OpenAI pipeline makes it just before its adapter.
+        Assert.Null(message.RawRepresentation);
+        DeclaredToolsChatClient.WithOpenAiCopies([message]);
         var raw = Assert.IsType<AssistantChatMessage>(message.RawRepresentation);
         Assert.Equal(arguments, Assert.Single(raw.ToolCalls).FunctionArguments.ToString());
     }
