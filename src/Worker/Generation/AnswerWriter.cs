@@ -71,9 +71,11 @@ internal sealed class AnswerWriter(TokenStreamWriter writer, StreamingOptions li
         Finish = update.FinishReason ?? Finish;
         var before = Events;
         var counted = false;
-        foreach (var content in update.Contents)
+        // By index: a foreach over the IList would box its enumerator, once per update.
+        var contents = update.Contents;
+        for (var i = 0; i < contents.Count; i++)
         {
-            switch (content)
+            switch (contents[i])
             {
                 case TextReasoningContent { Text.Length: > 0 } reasoning:
                     counted = true;
