@@ -37,7 +37,7 @@ internal sealed class TokenStreamTailer
         _attachments = attachments;
         _retry = pipelines.GetPipeline(RedisFaults.RetryPipeline);
         _options = options;
-        redis.ConnectionRestored += (_, _) => WakeAllAfterRestore();
+        redis.ConnectionRestored += (_, e) => OnRestored(e.ConnectionType);
     }
 
     /// <summary>
@@ -136,6 +136,22 @@ internal sealed class TokenStreamTailer
 
     private Task<bool> RenewAsync(string id, AttachLease? lease, CancellationToken cancellationToken) =>
         _retry.ExecuteAsync(static async (s, ct) => await s.attachments.RenewAsync(s.id, s.lease, ct), (attachments: _attachments, id, lease), cancellationToken).AsTask();
+
+    /// <summary>
+    /// Every follower reads again, since wake-ups published while a connection was down are lost. A restored
+    /// subscription connection has its channels subscribed again only after the event: a wake-up published in between
+    /// is lost too, so once a PING on that connection (which follows the re-subscription) is answered, every follower
+    /// reads once more. The PING's failure needs nothing: the next restore does the same.
+    /// </summary>
+    private void OnRestored(ConnectionType connection)
+    {
+        WakeAllAfterRestore();
+        if (connection == ConnectionType.Subscription)
+        {
+            _ = _redis.GetSubscriber().PingAsync().ContinueWith(static (_, tailer) => ((TokenStreamTailer)tailer!).WakeAllAfterRestore(),
+                this, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
+    }
 
     private void WakeAllAfterRestore()
     {
