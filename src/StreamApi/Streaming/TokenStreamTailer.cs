@@ -148,8 +148,12 @@ internal sealed class TokenStreamTailer
         WakeAllAfterRestore();
         if (connection == ConnectionType.Subscription)
         {
-            _ = _redis.GetSubscriber().PingAsync().ContinueWith(static (_, tailer) => ((TokenStreamTailer)tailer!).WakeAllAfterRestore(),
-                this, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            _ = _redis.GetSubscriber().PingAsync().ContinueWith(static (ping, tailer) =>
+            {
+                // Observed, so a failed PING is not reported as unobserved; the wake-up is wanted either way.
+                _ = ping.Exception;
+                ((TokenStreamTailer)tailer!).WakeAllAfterRestore();
+            }, this, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
     }
 
